@@ -1,0 +1,1 @@
+"""Report computations over the Parquet history (daily availability and quality: issue #3)."""
