@@ -49,20 +49,26 @@ def flatten_polls(
     previous_checked_at: Mapping[str, datetime] | None = None,
 ) -> FlatPolls:
     """Flatten poll results; a body whose (number, `timestamp`) was already seen is a repeat."""
+    with _gc_paused():
+        return _flatten(results, run_id, previous_checked_at or {})
+
+
+def _flatten(
+    results: Sequence[PollResult], run_id: str, previous_checked_at: Mapping[str, datetime]
+) -> FlatPolls:
     poll_rows: list[tuple] = []
     check_rows: list[tuple] = []
     entity_rows: list[tuple] = []
-    with _gc_paused():
-        for index, result in enumerate(results):
-            body = result.body
-            if result.outcome is Outcome.OK and type(body) is dict:
-                checks = body.get("checks")
-                checks = checks if type(checks) is dict else _EMPTY
-                poll_rows.append(_ok_poll_row(result, body, checks))
-                _add_check_rows(check_rows, entity_rows, index, checks)
-            else:
-                poll_rows.append(_other_poll_row(result))
-    polls = _poll_table(poll_rows, run_id, previous_checked_at or {})
+    for index, result in enumerate(results):
+        body = result.body
+        if result.outcome is Outcome.OK and type(body) is dict:
+            checks = body.get("checks")
+            checks = checks if type(checks) is dict else _EMPTY
+            poll_rows.append(_ok_poll_row(result, body, checks))
+            _add_check_rows(check_rows, entity_rows, index, checks)
+        else:
+            poll_rows.append(_other_poll_row(result))
+    polls = _poll_table(poll_rows, run_id, previous_checked_at)
     return FlatPolls(
         polls=polls,
         checks=_child_table(check_rows, polls, schemas.CHECKS, _CHECK_CONVERTERS),
