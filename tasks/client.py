@@ -1,0 +1,224 @@
+"""The Kapso health client: one shared async HTTP client per run, retries, outcomes per number."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+import aiohttp
+import httpx
+import orjson
+from httpx_aiohttp import AiohttpTransport
+
+from tasks.flatten import body_error
+from tasks.limiter import RateLimiter, retry_after_seconds
+from tasks.poll import Outcome, PollResult
+from tasks.settings import ConnectionSettings
+
+LIST_PAGE_SIZE = 100
+MAX_LIST_PAGES = 10_000
+RETRIED = {
+    Outcome.RATE_LIMITED,
+    Outcome.SERVER_ERROR,
+    Outcome.TIMEOUT,
+    Outcome.CONNECTION_ERROR,
+    Outcome.INVALID_BODY,
+}
+
+
+class KapsoAuthError(RuntimeError):
+    """Kapso refused the API key (401/403): nothing else in the run can succeed."""
+
+
+class KapsoListError(RuntimeError):
+    """The list endpoint could not be read, so the numbers to poll are unknown."""
+
+
+class KapsoClient:
+    """`async with KapsoClient(settings) as client:` then `poll(id)` and `list_numbers()`."""
+
+    def __init__(
+        self,
+        settings: ConnectionSettings,
+        limiter: RateLimiter | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        self.settings = settings
+        self.limiter = limiter or RateLimiter(
+            settings.rate_per_second, settings.rate_per_minute, settings.max_in_flight
+        )
+        connections = max(settings.max_in_flight, 1)
+        self._http = httpx.AsyncClient(
+            transport=transport
+            or AiohttpTransport(limits=httpx.Limits(max_connections=connections)),
+            headers={"X-API-Key": settings.api_key.reveal(), "Accept": "application/json"},
+            timeout=httpx.Timeout(settings.timeout_seconds),
+            follow_redirects=False,
+        )
+        self._auth_failure: KapsoAuthError | None = None
+
+    async def __aenter__(self) -> KapsoClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self._http.aclose()
+
+    async def poll(self, number_id: str) -> PollResult:
+        """Poll one number's health, retrying transient failures; raises only on 401/403."""
+        result = PollResult(number_id, datetime.now(UTC), Outcome.OK)
+        url = self.settings.health_url(number_id)
+        for attempt in range(1, self.settings.max_attempts + 1):
+            self._raise_if_unauthorized()
+            async with self.limiter.slot() as sent_at:
+                self._raise_if_unauthorized()
+                if attempt == 1:
+                    result.polled_at = datetime.now(UTC)  # when it left, not when it queued
+                response = await self._send(url, result)
+                if response is not None:
+                    self.limiter.observe(sent_at, response.status_code, response.headers)
+            result.attempts = attempt
+            if response is not None:
+                self._classify(response, result)
+            if result.outcome not in RETRIED or attempt == self.settings.max_attempts:
+                break
+            if result.outcome is not Outcome.RATE_LIMITED:  # a 429 already paused the limiter
+                await asyncio.sleep(self._backoff(attempt))
+        if result.outcome is not Outcome.OK and result.error is not None:
+            result.error = self.settings.api_key.scrub(
+                f"{result.error} (after {result.attempts} attempt"
+                f"{'s' if result.attempts > 1 else ''})"
+            )
+        return result
+
+    async def list_numbers(
+        self, progress: Callable[[int], None] | None = None
+    ) -> list[dict[str, Any]]:
+        """Every number of the project from the list endpoint, de-duplicated by id."""
+        items: dict[str, dict[str, Any]] = {}
+        for page in range(1, MAX_LIST_PAGES + 1):
+            body = await self._list_page(page)
+            data = body.get("data")
+            if not isinstance(data, list):
+                raise KapsoListError(f"page {page} of the number list has no 'data' list")
+            for item in data:
+                if isinstance(item, dict) and item.get("id") not in (None, ""):
+                    items.setdefault(str(item["id"]), item)
+            if progress:
+                progress(len(items))
+            if _last_page(body.get("meta"), page, len(data)):
+                break
+        return list(items.values())
+
+    async def _list_page(self, page: int) -> dict[str, Any]:
+        params = {"page": page, "per_page": LIST_PAGE_SIZE}
+        result = PollResult("list", datetime.now(UTC), Outcome.OK)
+        for attempt in range(1, self.settings.max_attempts + 1):
+            response = await self._send(self.settings.list_url(), result, params)
+            if response is not None:
+                self._classify(response, result)
+                if response.status_code == 429:
+                    await asyncio.sleep(
+                        retry_after_seconds(response.headers.get("retry-after"))
+                        or self._backoff(attempt)
+                    )
+                    continue
+            if result.outcome is Outcome.OK and isinstance(result.body, dict):
+                return result.body
+            if result.outcome not in RETRIED:
+                break
+            await asyncio.sleep(self._backoff(attempt))
+        raise KapsoListError(
+            self.settings.api_key.scrub(
+                f"could not read page {page} of the number list: {result.outcome.value}"
+                f" ({result.error or 'no detail'}) after {attempt} attempts"
+            )
+        )
+
+    async def _send(
+        self, url: str, result: PollResult, params: dict[str, Any] | None = None
+    ) -> httpx.Response | None:
+        """One request; a transport failure is recorded on `result` and gives None."""
+        started = time.perf_counter()
+        try:
+            async with asyncio.timeout(self.settings.timeout_seconds):
+                response = await self._http.get(url, params=params)
+        except (httpx.HTTPError, aiohttp.ClientError, OSError, TimeoutError) as exc:
+            result.latency_ms = (time.perf_counter() - started) * 1000
+            result.outcome = failure_outcome(exc)
+            result.http_status = None
+            result.body = result.raw = None
+            result.error = f"{result.outcome.value}: {type(exc).__name__}"
+            return None
+        result.latency_ms = (time.perf_counter() - started) * 1000
+        return response
+
+    def _classify(self, response: httpx.Response, result: PollResult) -> None:
+        status = response.status_code
+        result.http_status = status
+        result.raw = response.content
+        try:
+            result.body = orjson.loads(result.raw)
+        except orjson.JSONDecodeError:
+            result.body = None
+        if status in (401, 403):
+            reason = body_error(result.body) or response.reason_phrase
+            self._auth_failure = KapsoAuthError(
+                self.settings.api_key.scrub(
+                    f"Kapso refused the API key (HTTP {status}: {reason}). Check KAPSO_API_KEY or "
+                    "the Secret block; the run stopped without polling further."
+                )
+            )
+            raise self._auth_failure
+        if status == 200 and isinstance(result.body, dict):
+            result.outcome, result.error = Outcome.OK, None
+            return
+        result.outcome = _status_outcome(status)
+        detail = body_error(result.body) if isinstance(result.body, dict) else None
+        if status == 200:
+            detail = "the body is not a JSON object"
+        result.error = f"HTTP {status}: {detail}" if detail else f"HTTP {status}"
+
+    def _raise_if_unauthorized(self) -> None:
+        if self._auth_failure is not None:
+            raise self._auth_failure
+
+    def _backoff(self, attempt: int) -> float:
+        """Exponential backoff with full jitter, capped."""
+        ceiling = self.settings.backoff_seconds * 2 ** (attempt - 1)
+        return random.uniform(0, min(self.settings.backoff_cap_seconds, ceiling))
+
+
+def failure_outcome(exc: BaseException) -> Outcome:
+    """Timeout or connection error, judged by the whole cause chain (the aiohttp transport
+    reports a dropped connection as `httpx.ConnectTimeout`)."""
+    chain = []
+    current: BaseException | None = exc
+    while current is not None and len(chain) < 10:
+        chain.append(current)
+        current = current.__cause__ or current.__context__
+    if any(isinstance(e, TimeoutError) for e in chain):
+        return Outcome.TIMEOUT
+    if any(isinstance(e, aiohttp.ClientConnectionError | OSError) for e in chain):
+        return Outcome.CONNECTION_ERROR
+    return Outcome.TIMEOUT if isinstance(exc, httpx.TimeoutException) else Outcome.CONNECTION_ERROR
+
+
+def _status_outcome(status: int) -> Outcome:
+    if status == 200:
+        return Outcome.INVALID_BODY
+    if status == 429:
+        return Outcome.RATE_LIMITED
+    if status >= 500:
+        return Outcome.SERVER_ERROR
+    return Outcome.NOT_FOUND  # 404, and any other 4xx that refuses this number
+
+
+def _last_page(meta: Any, page: int, count: int) -> bool:
+    """Stop at `meta.total_pages`; without usable meta, on an empty or short page."""
+    if isinstance(meta, dict) and isinstance(meta.get("total_pages"), int):
+        return page >= meta["total_pages"] or count == 0
+    return count < LIST_PAGE_SIZE

@@ -1,0 +1,301 @@
+"""Client edge cases against respx-mocked responses."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime
+
+import aiohttp
+import httpx
+import pytest
+import respx
+
+from tasks.client import KapsoAuthError, KapsoClient, KapsoListError, failure_outcome
+from tasks.limiter import RateLimiter, retry_after_seconds
+from tasks.poll import Outcome
+from tasks.settings import ApiKey, ConnectionSettings
+
+BASE = "https://kapso.test/api/v1"
+KEY = "sk-test-0123456789abcdef"
+pytestmark = pytest.mark.anyio
+HEALTHY = {"status": "healthy", "timestamp": "2025-01-15T10:00:00Z", "checks": {}}
+
+
+def settings(**overrides: object) -> ConnectionSettings:
+    values: dict = dict(
+        api_key=ApiKey(KEY),
+        base_url=BASE,
+        rate_per_second=None,
+        rate_per_minute=None,
+        max_attempts=3,
+        backoff_seconds=0.01,
+        timeout_seconds=2,
+    )
+    values.update(overrides)
+    return ConnectionSettings(**values)
+
+
+def client_for(router: respx.MockRouter, **overrides: object) -> KapsoClient:
+    return KapsoClient(settings(**overrides), transport=httpx.MockTransport(router.async_handler))
+
+
+def health_route(router: respx.MockRouter, number: str = "cfg-1") -> respx.Route:
+    return router.get(f"{BASE}/whatsapp_configs/{number}/health")
+
+
+async def poll(router: respx.MockRouter, number: str = "cfg-1", **overrides: object):
+    async with client_for(router, **overrides) as client:
+        return await client.poll(number)
+
+
+@pytest.fixture
+def router() -> respx.MockRouter:
+    return respx.MockRouter(assert_all_called=False)
+
+
+async def test_sends_the_key_header_and_flattens_nothing_itself(router: respx.MockRouter) -> None:
+    route = health_route(router).respond(200, json=HEALTHY)
+    result = await poll(router)
+    assert result.outcome is Outcome.OK and result.body == HEALTHY and result.attempts == 1
+    assert route.calls.last.request.headers["X-API-Key"] == KEY
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {
+            "Retry-After": "1",
+            "X-Health-RateLimit-Second-Limit": "5",
+            "X-Health-RateLimit-Second-Remaining": "4",
+            "X-Health-RateLimit-Minute-Limit": "30",
+            "X-Health-RateLimit-Minute-Remaining": "29",
+        },
+        {"Retry-After": "1", "X-RateLimit-Limit": "100", "X-RateLimit-Remaining": "0"},
+    ],
+    ids=["health-family", "general-family"],
+)
+async def test_429_waits_for_retry_after_then_succeeds(
+    router: respx.MockRouter, headers: dict
+) -> None:
+    route = health_route(router)
+    route.side_effect = [
+        httpx.Response(429, headers=headers, json={"error": "Rate limit exceeded"}),
+        httpx.Response(200, json=HEALTHY),
+    ]
+    started = time.monotonic()
+    async with client_for(router) as client:
+        result = await client.poll("cfg-1")
+        limiter = client.limiter
+    assert result.outcome is Outcome.OK and result.attempts == 2
+    assert time.monotonic() - started >= 1.0
+    assert limiter.throttled == 1
+    advertised = int(
+        headers.get("X-Health-RateLimit-Minute-Limit", headers.get("X-RateLimit-Limit"))
+    )
+    assert limiter.windows["minute"].limit == advertised
+
+
+async def test_429_exhausted_is_rate_limited(router: respx.MockRouter) -> None:
+    health_route(router).respond(429, headers={"Retry-After": "0"}, json={"error": "x"})
+    result = await poll(router)
+    assert result.outcome is Outcome.RATE_LIMITED and result.attempts == 3
+    assert result.http_status == 429
+
+
+def test_retry_after_accepts_seconds_and_http_dates() -> None:
+    assert retry_after_seconds("7") == 7
+    later = format_datetime(datetime.now(UTC) + timedelta(seconds=30), usegmt=True)
+    assert 25 <= retry_after_seconds(later) <= 30
+    assert retry_after_seconds("soon") is None and retry_after_seconds(None) is None
+
+
+async def test_5xx_then_success(router: respx.MockRouter) -> None:
+    health_route(router).side_effect = [
+        httpx.Response(503, text="<html>Bad gateway</html>"),
+        httpx.Response(502, json={"error": {"message": "x"}}),
+        httpx.Response(200, json=HEALTHY),
+    ]
+    result = await poll(router)
+    assert (result.outcome, result.attempts, result.http_status) == (Outcome.OK, 3, 200)
+    assert result.error is None
+
+
+async def test_5xx_exhausted_keeps_status_and_error(router: respx.MockRouter) -> None:
+    health_route(router).respond(500, json={"error": {"message": "Internal server error"}})
+    result = await poll(router)
+    assert (result.outcome, result.http_status, result.attempts) == (Outcome.SERVER_ERROR, 500, 3)
+    assert "Internal server error" in result.error and "3 attempts" in result.error
+
+
+async def test_timeouts_are_retried_then_recorded(router: respx.MockRouter) -> None:
+    route = health_route(router)
+    route.side_effect = httpx.ReadTimeout("slow")
+    result = await poll(router)
+    assert (result.outcome, result.attempts, route.call_count) == (Outcome.TIMEOUT, 3, 3)
+    assert result.http_status is None
+
+
+async def test_a_hanging_server_is_cut_by_the_client_timeout(router: respx.MockRouter) -> None:
+    async def hang(request: httpx.Request) -> httpx.Response:
+        await asyncio.sleep(30)
+        return httpx.Response(200, json=HEALTHY)
+
+    health_route(router).side_effect = hang
+    started = time.monotonic()
+    result = await poll(router, timeout_seconds=0.2, max_attempts=2)
+    assert result.outcome is Outcome.TIMEOUT
+    assert time.monotonic() - started < 5
+
+
+@pytest.mark.parametrize(
+    "body", [b'{"status": "healthy", "timest', b"<html>oops</html>", b"[1, 2]"]
+)
+async def test_invalid_bodies_are_retried_then_recorded(
+    router: respx.MockRouter, body: bytes
+) -> None:
+    health_route(router).respond(200, content=body)
+    result = await poll(router)
+    assert (result.outcome, result.attempts) == (Outcome.INVALID_BODY, 3)
+    assert result.raw == body
+
+
+async def test_invalid_body_then_valid(router: respx.MockRouter) -> None:
+    health_route(router).side_effect = [
+        httpx.Response(200, content=b'{"status"'),
+        httpx.Response(200, json=HEALTHY),
+    ]
+    result = await poll(router)
+    assert (result.outcome, result.attempts) == (Outcome.OK, 2)
+
+
+async def test_401_stops_the_whole_run_without_leaking_the_key(router: respx.MockRouter) -> None:
+    route = router.get(url__regex=rf"{BASE}/whatsapp_configs/.+/health").respond(
+        401, json={"error": f"Invalid or missing API key {KEY}"}
+    )
+    async with client_for(router) as client:
+        with pytest.raises(KapsoAuthError) as first:
+            await client.poll("a")
+        with pytest.raises(KapsoAuthError):
+            await client.poll("b")
+    assert route.call_count == 1  # the second number was never requested
+    assert KEY not in str(first.value) and "401" in str(first.value)
+    assert "KAPSO_API_KEY" in str(first.value)
+
+
+async def test_403_is_also_fatal(router: respx.MockRouter) -> None:
+    health_route(router).respond(403, json={"error": "Forbidden"})
+    with pytest.raises(KapsoAuthError, match="403"):
+        await poll(router)
+
+
+async def test_404_is_recorded_once_not_retried(router: respx.MockRouter) -> None:
+    route = health_route(router).respond(404, json={"error": "WhatsApp config not found"})
+    result = await poll(router)
+    assert (result.outcome, result.http_status, route.call_count) == (Outcome.NOT_FOUND, 404, 1)
+    assert "not found" in result.error
+
+
+async def test_ids_are_sent_as_text_and_escaped(router: respx.MockRouter) -> None:
+    route = router.get(f"{BASE}/whatsapp_configs/a%2Fb%3F/health").respond(200, json=HEALTHY)
+    result = await poll(router, number="a/b?")
+    assert result.outcome is Outcome.OK and route.called and result.config_id == "a/b?"
+
+
+async def test_platform_flavour_url(router: respx.MockRouter) -> None:
+    base = "https://kapso.test/platform/v1"
+    route = router.get(f"{base}/whatsapp/phone_numbers/0106540352242922/health").respond(
+        200, json=HEALTHY
+    )
+    result = await poll(router, number="0106540352242922", base_url=base, flavour="platform")
+    assert route.called and result.config_id == "0106540352242922"
+
+
+def test_failure_outcome_reads_the_cause_chain() -> None:
+    reset = httpx.ConnectTimeout("mapped by the aiohttp transport")
+    reset.__cause__ = aiohttp.ServerDisconnectedError()
+    slow = httpx.ReadTimeout("read")
+    slow.__cause__ = aiohttp.SocketTimeoutError()
+    assert failure_outcome(reset) is Outcome.CONNECTION_ERROR
+    assert failure_outcome(slow) is Outcome.TIMEOUT
+    assert failure_outcome(httpx.ConnectError("refused")) is Outcome.CONNECTION_ERROR
+    assert failure_outcome(TimeoutError()) is Outcome.TIMEOUT
+
+
+def page(items: list[dict], page_no: int | None = None, total_pages: int | None = None) -> dict:
+    body: dict = {"data": items}
+    if total_pages is not None:
+        body["meta"] = {
+            "page": page_no,
+            "per_page": 100,
+            "total_pages": total_pages,
+            "total_count": 0,
+        }
+    return body
+
+
+async def test_list_stops_at_total_pages_and_deduplicates(router: respx.MockRouter) -> None:
+    first = [{"id": f"n{i}"} for i in range(100)]
+    second = [{"id": "n99"}, {"id": "n100"}, {"id": 101}, {"no_id": True}, "junk"]
+    route = router.get(f"{BASE}/whatsapp_configs")
+    route.side_effect = [
+        httpx.Response(200, json=page(first, 1, 2)),
+        httpx.Response(200, json=page(second, 2, 2)),
+        httpx.Response(200, json=page([{"id": "never"}], 3, 2)),
+    ]
+    async with client_for(router) as client:
+        items = await client.list_numbers()
+    ids = [str(item["id"]) for item in items]
+    assert len(ids) == len(set(ids)) == 102 and "never" not in ids and "101" in ids
+    assert route.call_count == 2
+    assert route.calls[1].request.url.params["page"] == "2"
+
+
+async def test_list_without_meta_stops_on_short_page(router: respx.MockRouter) -> None:
+    route = router.get(f"{BASE}/whatsapp_configs")
+    route.side_effect = [
+        httpx.Response(200, json=page([{"id": f"a{i}"} for i in range(100)])),
+        httpx.Response(200, json=page([{"id": "b"}])),
+    ]
+    async with client_for(router) as client:
+        assert len(await client.list_numbers()) == 101
+    assert route.call_count == 2
+
+
+async def test_list_without_meta_stops_on_empty_page(router: respx.MockRouter) -> None:
+    route = router.get(f"{BASE}/whatsapp_configs")
+    route.side_effect = [
+        httpx.Response(200, json=page([{"id": f"a{i}"} for i in range(100)])),
+        httpx.Response(200, json=page([])),
+    ]
+    async with client_for(router) as client:
+        assert len(await client.list_numbers()) == 100
+    assert route.call_count == 2
+
+
+async def test_list_retries_429_and_5xx_then_fails_clearly(router: respx.MockRouter) -> None:
+    route = router.get(f"{BASE}/whatsapp_configs")
+    route.side_effect = [
+        httpx.Response(429, headers={"Retry-After": "0"}),
+        httpx.Response(200, json=page([{"id": "x"}], 1, 1)),
+    ]
+    async with client_for(router) as client:
+        assert [i["id"] for i in await client.list_numbers()] == ["x"]
+    route.side_effect = None
+    route.respond(500, text="boom")
+    async with client_for(router) as client:
+        with pytest.raises(KapsoListError, match="server_error"):
+            await client.list_numbers()
+
+
+async def test_limiter_is_shared_so_budgets_hold_across_numbers(router: respx.MockRouter) -> None:
+    health_route(router, "x").respond(200, json=HEALTHY)
+    limiter = RateLimiter(per_second=4, per_minute=None, max_in_flight=8, margin_seconds=0)
+    async with KapsoClient(
+        settings(), limiter, httpx.MockTransport(router.async_handler)
+    ) as client:
+        await asyncio.gather(*(client.poll("x") for _ in range(9)))
+    sends = limiter.windows["second"].sent
+    assert len(sends) == 9
+    assert all(sends[i + 4] - sends[i] >= 1.0 for i in range(len(sends) - 4))

@@ -1,0 +1,92 @@
+"""The limiter's budgets, its pause, and what it learns from the server's headers."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import pytest
+
+from tasks.limiter import RateLimiter, Window
+
+pytestmark = pytest.mark.anyio
+
+
+async def take(limiter: RateLimiter, count: int) -> list[float]:
+    async def one() -> float:
+        async with limiter.slot() as sent_at:
+            return sent_at
+
+    return await asyncio.gather(*(one() for _ in range(count)))
+
+
+async def test_per_second_budget_holds_in_every_sliding_window() -> None:
+    limiter = RateLimiter(per_second=10, per_minute=None, max_in_flight=50, margin_seconds=0)
+    sends = sorted(await take(limiter, 25))
+    assert all(b - a >= 1.0 for a, b in zip(sends, sends[10:], strict=False))
+    assert sends[-1] - sends[0] < 2.5  # and no slower than the budget needs
+
+
+def test_minute_window_spaces_the_sixteenth_request() -> None:
+    window = Window(limit=15, seconds=60.0, margin=0.0)
+    for i in range(15):
+        window.record(100.0 + i * 0.1)
+    assert window.wait(101.5) == pytest.approx(60.0 - 1.5)
+    assert window.wait(160.0) == 0.0
+
+
+async def test_in_flight_is_bounded() -> None:
+    limiter = RateLimiter(per_second=None, per_minute=None, max_in_flight=3)
+    running = peak = 0
+
+    async def one() -> None:
+        nonlocal running, peak
+        async with limiter.slot():
+            running += 1
+            peak = max(peak, running)
+            await asyncio.sleep(0.01)
+            running -= 1
+
+    await asyncio.gather(*(one() for _ in range(20)))
+    assert peak == 3
+
+
+async def test_retry_after_pauses_every_request() -> None:
+    limiter = RateLimiter(per_second=None, per_minute=None)
+    limiter.observe(time.monotonic(), 429, {"retry-after": "0.3"})
+    started = time.monotonic()
+    await take(limiter, 2)
+    assert time.monotonic() - started >= 0.29
+    assert limiter.throttled == 1
+
+
+def test_lower_advertised_limits_are_adopted_higher_ones_ignored() -> None:
+    limiter = RateLimiter(per_second=5, per_minute=60)
+    now = time.monotonic()
+    limiter.observe(
+        now, 200, {"x-health-ratelimit-second-limit": "3", "x-health-ratelimit-minute-limit": "600"}
+    )
+    assert (limiter.windows["second"].limit, limiter.windows["minute"].limit) == (3, 60)
+    limiter.observe(now, 200, {"x-ratelimit-limit": "40"})
+    assert limiter.windows["minute"].limit == 40
+
+
+def test_room_used_by_someone_else_slows_us_down_before_zero() -> None:
+    window = Window(limit=10, seconds=1.0, margin=0.0)
+    window.record(50.0)
+    window.reconcile(10, 9, sent_at=50.0, now=50.2)  # the server agrees with us
+    assert window.wait(50.2) == 0.0
+    window.reconcile(10, 0, sent_at=50.0, now=50.2)  # someone else used the other nine
+    assert window.wait(50.2) == pytest.approx(0.8)  # until our own send at 50.0 ages out
+    window.reconcile(10, 0, sent_at=50.0, now=50.3)  # the same news again adds nothing
+    assert len(window.foreign) == 9
+    assert window.wait(51.3) == 0.0
+
+
+def test_reordered_answers_of_our_own_burst_are_not_foreign() -> None:
+    window = Window(limit=5, seconds=1.0, margin=0.0)
+    for _ in range(5):
+        window.record(10.0)
+    # the first request sent arrived last: the server says 0 left, all five were ours
+    window.reconcile(5, 0, sent_at=10.0, now=10.3)
+    assert window.foreign == []
