@@ -1,0 +1,144 @@
+"""The Parquet store: layout, atomic replacement, partition pruning, drift, bad roots."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from tasks.flatten import flatten_polls
+from tasks.poll import Outcome, PollResult
+from tasks.schemas import POLLS
+from tasks.storage import ParquetStore, StorageError
+
+NOON = datetime(2025, 3, 1, 12, tzinfo=UTC)
+
+
+def polls_for(times: list[datetime], run_id: str = "run-1", status: str = "healthy") -> pa.Table:
+    results = [
+        PollResult(
+            f"n{i}",
+            at,
+            Outcome.OK,
+            200,
+            1,
+            5.0,
+            {"status": status, "timestamp": at.isoformat(), "retry_after": None},
+        )
+        for i, at in enumerate(times)
+    ]
+    return flatten_polls(results, run_id).polls
+
+
+def test_layout_is_hive_by_utc_day_and_round_trips(tmp_path: Path) -> None:
+    store = ParquetStore(str(tmp_path))
+    late, early = NOON.replace(hour=23, minute=59), NOON + timedelta(hours=12, minutes=1)
+    written = store.write("polls", polls_for([late, early]), "run-1", "c00000")
+    relative = sorted(str(Path(p).relative_to(tmp_path)) for p in written)
+    assert relative == [
+        "polls/date=2025-03-01/run-1-c00000.parquet",
+        "polls/date=2025-03-02/run-1-c00000.parquet",
+    ]
+    frame = store.read("polls", "2025-03-01", "2025-03-02")
+    assert sorted(frame["config_id"]) == ["n0", "n1"]
+    assert str(frame["polled_at"].dtype) == "datetime64[us, UTC]"
+    assert str(frame["http_status"].dtype) == "Int16"
+    assert pq.read_metadata(written[0]).row_group(0).column(0).compression == "ZSTD"
+
+
+def test_reader_opens_only_the_days_asked_for(tmp_path: Path) -> None:
+    store = ParquetStore(str(tmp_path))
+    for offset in range(5):
+        store.write("polls", polls_for([NOON + timedelta(days=offset)]), "run-1", f"c{offset}")
+    files = store.files("polls", date(2025, 3, 2), date(2025, 3, 3))
+    assert [Path(f).parent.name for f in files] == ["date=2025-03-02", "date=2025-03-03"]
+    frame = store.read("polls", date(2025, 3, 2), date(2025, 3, 3))
+    assert sorted(frame["polled_at"].dt.day) == [2, 3]
+
+
+def test_rewriting_a_run_part_replaces_it(tmp_path: Path) -> None:
+    store = ParquetStore(str(tmp_path))
+    store.write("polls", polls_for([NOON, NOON]), "run-1", "c00000")
+    store.write("polls", polls_for([NOON], status="degraded"), "run-1", "c00000")
+    frame = store.read("polls")
+    assert list(frame["status"]) == ["degraded"]
+    assert store.run_files("run-1") == store.files("polls")
+
+
+def test_temporary_and_foreign_files_are_invisible(tmp_path: Path) -> None:
+    store = ParquetStore(str(tmp_path))
+    store.write("polls", polls_for([NOON]), "run-1", "c0")
+    day = tmp_path / "polls" / "date=2025-03-01"
+    (day / ".run-2-c0.parquet.abc.tmp").write_bytes(b"PAR1 half written")
+    (day / "notes.txt").write_text("not data")
+    assert len(store.read("polls")) == 1
+
+
+def test_older_files_missing_new_columns_read_as_null(tmp_path: Path) -> None:
+    store = ParquetStore(str(tmp_path))
+    store.write("polls", polls_for([NOON]), "run-new", "c0")
+    old = polls_for([NOON]).drop_columns(["throughput_tier", "passed_token_validity"])
+    old_path = tmp_path / "polls" / "date=2025-03-01" / "run-old-c0.parquet"
+    pq.write_table(old, old_path)
+    frame = store.read("polls")
+    assert list(frame.columns) == POLLS.names
+    assert frame["throughput_tier"].isna().all() and len(frame) == 2
+
+
+def test_any_fsspec_url_works(tmp_path: Path) -> None:
+    store = ParquetStore("memory://kapso-test-store")
+    store.write("polls", polls_for([NOON]), "run-1", "c0")
+    assert list(store.read("polls")["config_id"]) == ["n0"]
+    assert store.days("polls") == [date(2025, 3, 1)]
+
+
+def test_empty_history_reads_as_empty_typed_frame(tmp_path: Path) -> None:
+    frame = ParquetStore(str(tmp_path / "nothing")).read("polls", "2025-01-01", "2025-01-02")
+    assert frame.empty and list(frame.columns) == POLLS.names
+
+
+def test_root_that_is_a_file_is_a_clear_error(tmp_path: Path) -> None:
+    blocker = tmp_path / "data"
+    blocker.write_text("a file, not a directory")
+    with pytest.raises(StorageError, match="cannot write"):
+        ParquetStore(str(blocker)).write("polls", polls_for([NOON]), "r", "c0")
+
+
+def test_run_ids_that_could_escape_the_layout_are_refused(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="run id"):
+        ParquetStore(str(tmp_path)).write("polls", polls_for([NOON]), "../evil", "c0")
+
+
+def test_last_observations_take_each_numbers_newest_ok_poll(tmp_path: Path) -> None:
+    store = ParquetStore(str(tmp_path))
+    store.write("polls", polls_for([NOON, NOON]), "run-1", "c0")
+    newer = flatten_polls(
+        [
+            PollResult(
+                "n0",
+                NOON + timedelta(minutes=15),
+                Outcome.OK,
+                200,
+                1,
+                1.0,
+                {
+                    "status": "healthy",
+                    "timestamp": "2025-03-01T12:14:00Z",
+                    "retry_after": "2025-03-01T12:19:00Z",
+                },
+            ),
+            PollResult("n1", NOON + timedelta(minutes=15), Outcome.TIMEOUT),
+        ],
+        "run-2",
+    ).polls
+    store.write("polls", newer, "run-2", "c0")
+    last = {
+        row["config_id"]: row
+        for row in store.last_observations(NOON + timedelta(minutes=20)).to_pylist()
+    }
+    assert last["n0"]["checked_at"] == datetime(2025, 3, 1, 12, 14, tzinfo=UTC)
+    assert last["n0"]["retry_after"] == datetime(2025, 3, 1, 12, 19, tzinfo=UTC)
+    assert last["n1"]["checked_at"] == NOON  # the timeout is not an observation
