@@ -7,9 +7,10 @@ writing the same run and part again replaces the file. Nothing else knows this l
 
 from __future__ import annotations
 
+import asyncio
 import re
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from datetime import date, datetime, timedelta
 
 import fsspec
@@ -18,6 +19,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
+from prefect import task
+from prefect.cache_policies import NO_CACHE
 
 from tasks.schemas import TABLES
 
@@ -154,6 +157,19 @@ class ParquetStore:
         return polls.join(
             newest, ["config_id", "polled_at"], ["config_id", "polled_at_max"], join_type="inner"
         ).select(["config_id", "checked_at", "retry_after"])
+
+
+@task(name="append-tables", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=1,
+      task_run_name="append-{part}")
+async def append_tables(store: ParquetStore, tables: Mapping[str, pa.Table], run_id: str,
+                        part: str) -> list[str]:
+    """Write one chunk's tables in a worker thread, so polling goes on meanwhile."""
+
+    def write_all() -> list[str]:
+        return [path for name, table in tables.items()
+                for path in store.write(name, table, run_id, part)]
+
+    return await asyncio.to_thread(write_all)
 
 
 def check_run_id(run_id: str) -> str:

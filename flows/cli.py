@@ -1,0 +1,222 @@
+"""`kapso-health`: collect, audit and simulate from the command line."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+# Without internet Prefect's telemetry attempt logs an ERROR; users read ERROR as failure.
+os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+
+SIMULATOR_KEY = "simulator-demo-key"
+EXIT_USAGE, EXIT_AUTH, EXIT_FAILED = 2, 3, 1
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return EXIT_USAGE
+    try:
+        return args.handler(args)
+    except KeyboardInterrupt:
+        return 130
+
+
+def _parser() -> argparse.ArgumentParser:
+    from simulator.main import add_arguments as add_simulator_arguments
+
+    parser = argparse.ArgumentParser(prog="kapso-health", description=__doc__)
+    commands = parser.add_subparsers(dest="command")
+
+    collect = commands.add_parser("collect", help="poll every number once into the Parquet history")
+    _add_connection_arguments(collect)
+    collect.add_argument("--ids-file", type=Path, help="file with one number id per line")
+    collect.add_argument("--storage", default="./data", help="root of the Parquet history")
+    collect.add_argument("--chunk-size", type=int, default=500)
+    collect.add_argument("--run-id", default=None, help="re-running a run id replaces its files")
+    collect.set_defaults(handler=_collect)
+
+    audit = commands.add_parser("audit", help="poll some numbers now and print a table")
+    _add_connection_arguments(audit)
+    audit.add_argument("numbers", nargs="*", metavar="ID", help="default: every listed number")
+    audit.set_defaults(handler=_audit, ids=None, ids_file=None)
+
+    simulate = commands.add_parser("simulate", help="run the Kapso simulator in the foreground")
+    add_simulator_arguments(simulate)
+    simulate.set_defaults(handler=_simulate)
+    return parser
+
+
+def _add_connection_arguments(parser: argparse.ArgumentParser) -> None:
+    if parser.prog.endswith("collect"):
+        parser.add_argument("--ids", nargs="+", metavar="ID", help="default: every listed number")
+    parser.add_argument("--base-url", help="API root with version prefix (default per flavour)")
+    parser.add_argument("--flavour", choices=("legacy", "platform"), default="legacy")
+    parser.add_argument("--rate-per-second", type=float, default=5.0, help="0 turns it off")
+    parser.add_argument("--rate-per-minute", type=float, default=60.0, help="0 turns it off")
+    parser.add_argument("--max-in-flight", type=int, default=16)
+    parser.add_argument("--timeout", type=float, default=30.0, help="seconds per request")
+    parser.add_argument("--max-attempts", type=int, default=4)
+    parser.add_argument("--api-key-secret", help="Prefect Secret block holding the API key")
+    parser.add_argument(
+        "--simulator-numbers",
+        type=int,
+        default=40,
+        help="fleet size of the built-in simulator used when no key is set",
+    )
+
+
+@contextmanager
+def _connection(args: argparse.Namespace) -> Iterator[str | None]:
+    """The base URL to use; with no API key at all, the built-in simulator's."""
+    from tasks.settings import API_KEY_ENV
+
+    if os.environ.get(API_KEY_ENV, "").strip() or args.api_key_secret:
+        yield args.base_url
+        return
+    if args.base_url:
+        raise SystemExit(f"kapso-health: {API_KEY_ENV} is not set (needed for {args.base_url})")
+    from simulator.process import running_simulator
+    from simulator.server import SimulatorConfig
+
+    config = SimulatorConfig(numbers=args.simulator_numbers)
+    with running_simulator(config) as simulator:
+        print(
+            f"No {API_KEY_ENV} set: using the built-in Kapso simulator "
+            f"({config.numbers} numbers, Kapso's limits of 5/s and 60/min) at {simulator.url}.\n"
+            f"Set {API_KEY_ENV} to poll your own Kapso project.",
+            file=sys.stderr,
+        )
+        os.environ[API_KEY_ENV] = SIMULATOR_KEY
+        try:
+            yield simulator.base_url(args.flavour)
+        finally:
+            os.environ.pop(API_KEY_ENV, None)
+
+
+def _ids(args: argparse.Namespace) -> list[str] | None:
+    from tasks.fetch import read_ids_file
+
+    ids = list(args.ids or [])
+    if args.ids_file is not None:
+        ids += read_ids_file(args.ids_file.read_text())
+    return ids or None
+
+
+def _collect(args: argparse.Namespace) -> int:
+    from flows.collect import MissingApiKeyError, collect_health
+    from tasks.client import KapsoAuthError, KapsoListError
+    from tasks.storage import StorageError
+
+    try:
+        ids = _ids(args)
+        with _connection(args) as base_url:
+            summary = asyncio.run(
+                collect_health(
+                    ids=ids,
+                    base_url=base_url,
+                    flavour=args.flavour,
+                    storage=args.storage,
+                    rate_per_second=args.rate_per_second,
+                    rate_per_minute=args.rate_per_minute,
+                    max_in_flight=args.max_in_flight,
+                    chunk_size=args.chunk_size,
+                    timeout_seconds=args.timeout,
+                    max_attempts=args.max_attempts,
+                    api_key_secret=args.api_key_secret,
+                    run_id=args.run_id,
+                )
+            )
+    except KapsoAuthError as exc:
+        print(f"kapso-health: {exc}", file=sys.stderr)
+        return EXIT_AUTH
+    except (MissingApiKeyError, KapsoListError, StorageError, ValueError, OSError) as exc:
+        print(f"kapso-health: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    _print_summary(summary)
+    return 0
+
+
+def _print_summary(summary: dict) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(
+        title=f"Run {summary['run_id']}: {summary['numbers']} numbers in {summary['seconds']} s"
+    )
+    table.add_column("kind")
+    table.add_column("value")
+    table.add_column("numbers", justify="right")
+    for kind, label in (("outcomes", "outcome"), ("statuses", "status")):
+        for value, count in summary[kind].items():
+            table.add_row(label, value, str(count))
+    console = Console()
+    console.print(table)
+    console.print(
+        f"{summary['requests']} requests, {summary['rate_limited_responses']} answered "
+        f"429. History: {summary['storage']} (tables polls, checks, entities, raw, "
+        "numbers)."
+    )
+
+
+def _audit(args: argparse.Namespace) -> int:
+    from rich.console import Console
+    from rich.progress import Progress
+
+    from flows.audit import audit_numbers, audit_table
+    from tasks.client import KapsoAuthError, KapsoListError
+    from tasks.settings import DEFAULT_BASE_URLS, ConnectionSettings, api_key_from
+
+    console = Console()
+    try:
+        with (
+            _connection(args) as base_url,
+            Progress(console=Console(stderr=True), transient=True) as progress,
+        ):
+            key = api_key_from(args.api_key_secret)
+            if key is None:
+                raise ValueError("no Kapso API key: set KAPSO_API_KEY or pass --api-key-secret")
+            settings = ConnectionSettings(
+                api_key=key,
+                base_url=base_url or DEFAULT_BASE_URLS[args.flavour],
+                flavour=args.flavour,
+                rate_per_second=args.rate_per_second or None,
+                rate_per_minute=args.rate_per_minute or None,
+                max_in_flight=args.max_in_flight,
+                timeout_seconds=args.timeout,
+                max_attempts=args.max_attempts,
+            )
+            bar = progress.add_task("polling", total=None)
+            flat = asyncio.run(
+                audit_numbers(
+                    settings,
+                    args.numbers,
+                    on_total=lambda total: progress.update(bar, total=total),
+                    on_result=lambda _: progress.advance(bar),
+                )
+            )
+    except KapsoAuthError as exc:
+        print(f"kapso-health: {exc}", file=sys.stderr)
+        return EXIT_AUTH
+    except (KapsoListError, ValueError, OSError) as exc:
+        print(f"kapso-health: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    console.print(audit_table(flat))
+    return 0
+
+
+def _simulate(args: argparse.Namespace) -> int:
+    from simulator.main import run
+
+    return run(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,219 @@
+"""The `collect-health` flow: resolve numbers → fetch in chunks → flatten → append to Parquet."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections import Counter
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+from prefect import flow, get_run_logger
+from prefect.artifacts import (
+    acreate_progress_artifact,
+    acreate_table_artifact,
+    aupdate_progress_artifact,
+)
+from prefect.runtime import flow_run
+from pydantic import Field
+
+from tasks.client import KapsoClient
+from tasks.fetch import clean_ids, discover_numbers, fetch_chunk
+from tasks.flatten import flatten_polls
+from tasks.poll import Outcome, PollResult
+from tasks.settings import DEFAULT_BASE_URLS, ConnectionSettings, Flavour, api_key_from
+from tasks.storage import ParquetStore, append_tables, check_run_id
+
+PROGRESS_EVERY_SECONDS = 5.0
+
+
+class MissingApiKeyError(RuntimeError):
+    """Neither KAPSO_API_KEY nor a Prefect Secret block gave an API key."""
+
+
+@flow(name="collect-health", log_prints=False)
+async def collect_health(
+    ids: list[str] | None = None,
+    base_url: str | None = None,
+    flavour: Flavour = "legacy",
+    storage: str = "./data",
+    rate_per_second: Annotated[float, Field(ge=0, description="0 turns it off")] = 5.0,
+    rate_per_minute: Annotated[float, Field(ge=0, description="0 turns it off")] = 60.0,
+    max_in_flight: Annotated[int, Field(ge=1, le=1000)] = 16,
+    chunk_size: Annotated[int, Field(ge=1, le=100_000)] = 500,
+    timeout_seconds: Annotated[float, Field(gt=0, le=300)] = 30.0,
+    max_attempts: Annotated[int, Field(ge=1, le=20)] = 4,
+    api_key_secret: str | None = None,
+    run_id: str | None = None,
+) -> dict[str, Any]:
+    """Poll every number's health once and append the flattened rows to the Parquet history.
+
+    With no `ids`, the numbers are discovered from the list endpoint. The API key comes from
+    `KAPSO_API_KEY` or the Prefect Secret block named by `api_key_secret`.
+    """
+    logger = get_run_logger()
+    api_key = api_key_from(api_key_secret)
+    if api_key is None:
+        raise MissingApiKeyError(
+            "no Kapso API key: set KAPSO_API_KEY, or create a Prefect Secret block and pass its "
+            "name as api_key_secret"
+        )
+    run_id = check_run_id(run_id or str(flow_run.id or uuid.uuid4()))
+    settings = ConnectionSettings(
+        api_key=api_key,
+        base_url=base_url or DEFAULT_BASE_URLS[flavour],
+        flavour=flavour,
+        rate_per_second=rate_per_second or None,
+        rate_per_minute=rate_per_minute or None,
+        max_in_flight=max_in_flight,
+        timeout_seconds=timeout_seconds,
+        max_attempts=max_attempts,
+    )
+    if timeout_seconds <= 15:
+        logger.warning(
+            "timeout_seconds=%s is not above Kapso's own 15 s: slow checks will be "
+            "cut short and recorded as timeouts",
+            timeout_seconds,
+        )
+    store = ParquetStore(storage)
+    started = time.monotonic()
+    async with KapsoClient(settings) as client:
+        numbers, listed_files = await _resolve_numbers(client, ids, store, run_id)
+        logger.info(
+            "Polling %d numbers at %s (%s flavour)", len(numbers), settings.base_url, flavour
+        )
+        counts, written = await _poll_and_store(client, numbers, store, run_id, chunk_size)
+        requests, throttled = client.limiter.requests, client.limiter.throttled
+    stale = [path for path in store.run_files(run_id) if path not in {*written, *listed_files}]
+    if stale:
+        logger.info(
+            "Replaced an earlier attempt of run %s: removed %d files", run_id, store.remove(stale)
+        )
+    summary = _summary(run_id, counts, requests, throttled, time.monotonic() - started, storage)
+    await _publish_summary(summary)
+    logger.info("Done: %s", ", ".join(f"{k} {v}" for k, v in summary["outcomes"].items()))
+    return summary
+
+
+async def _resolve_numbers(
+    client: KapsoClient, ids: list[str] | None, store: ParquetStore, run_id: str
+) -> list[str]:
+    if ids is not None:
+        return clean_ids(ids)
+    numbers = await discover_numbers(client, run_id)
+    await append_tables(store, {"numbers": numbers}, run_id, "numbers")
+    return clean_ids(numbers.column("config_id").to_pylist())
+
+
+async def _poll_and_store(
+    client: KapsoClient, numbers: list[str], store: ParquetStore, run_id: str, chunk_size: int
+) -> tuple[Counter, set[str]]:
+    """(outcome, status) counts and the files written."""
+    # Chunks run a few at a time: enough to keep the in-flight budget busy at chunk edges.
+    last = store.last_observations(datetime.now(UTC)).to_pylist()
+    previous = {row["config_id"]: row["checked_at"] for row in last if row["checked_at"]}
+    skip_until = {row["config_id"]: row["retry_after"] for row in last if row["retry_after"]}
+    chunks = [numbers[i : i + chunk_size] for i in range(0, len(numbers), chunk_size)]
+    parallel = asyncio.Semaphore(max(2, -(-client.settings.max_in_flight // chunk_size) + 1))
+    progress = _Progress(len(numbers))
+    await progress.start()
+    counts: Counter[tuple[str, str | None]] = Counter()
+    polled_ids: list[str] = []
+    written: set[str] = set()
+
+    async def run_chunk(index: int, chunk: list[str]) -> None:
+        async with parallel:
+            part = f"c{index:05d}"
+            polled = await fetch_chunk(client, chunk, part, skip_until, progress.add)
+            flat = flatten_polls(polled, run_id, previous)
+            written.update(await append_tables(store, flat.tables(), run_id, part))
+            counts.update(
+                zip(
+                    flat.polls["outcome"].to_pylist(), flat.polls["status"].to_pylist(), strict=True
+                )
+            )
+            polled_ids.extend(flat.polls["config_id"].to_pylist())
+
+    ticker = asyncio.create_task(progress.tick_until_done())
+    try:
+        await asyncio.gather(*(run_chunk(i, chunk) for i, chunk in enumerate(chunks)))
+    finally:
+        ticker.cancel()
+    await progress.finish()
+    if sorted(polled_ids) != sorted(numbers):
+        raise RuntimeError("internal error: not every number got exactly one poll result")
+    return counts, written
+
+
+class _Progress:
+    """Counts finished polls; logs and updates a progress artifact every few seconds."""
+
+    def __init__(self, total: int) -> None:
+        self.total = total
+        self.outcomes: Counter[str] = Counter()
+        self.artifact_id: Any = None
+        self.logger = get_run_logger()
+
+    def add(self, result: PollResult) -> None:
+        self.outcomes[result.outcome.value] += 1
+
+    @property
+    def percent(self) -> float:
+        return 100.0 * sum(self.outcomes.values()) / self.total if self.total else 100.0
+
+    async def start(self) -> None:
+        self.artifact_id = await acreate_progress_artifact(
+            0.0, key="collect-health-progress", description="Numbers polled in this run"
+        )
+
+    async def tick_until_done(self) -> None:
+        while True:
+            await asyncio.sleep(PROGRESS_EVERY_SECONDS)
+            await self._report()
+
+    async def finish(self) -> None:
+        await self._report()
+
+    async def _report(self) -> None:
+        done = sum(self.outcomes.values())
+        self.logger.info(
+            "Polled %d/%d numbers (%s)",
+            done,
+            self.total,
+            ", ".join(f"{k} {v}" for k, v in sorted(self.outcomes.items())),
+        )
+        await aupdate_progress_artifact(self.artifact_id, self.percent)
+
+
+def _summary(
+    run_id: str, counts: Counter, requests: int, throttled: int, seconds: float, storage: str
+) -> dict[str, Any]:
+    outcomes: Counter[str] = Counter()
+    statuses: Counter[str] = Counter()
+    for (outcome, status), count in counts.items():
+        outcomes[outcome] += count
+        if outcome == Outcome.OK:
+            statuses[status or "(none)"] += count
+    return {
+        "run_id": run_id,
+        "numbers": outcomes.total(),
+        "outcomes": dict(sorted(outcomes.items())),
+        "statuses": dict(sorted(statuses.items())),
+        "requests": requests,
+        "rate_limited_responses": throttled,
+        "seconds": round(seconds, 2),
+        "storage": storage,
+    }
+
+
+async def _publish_summary(summary: dict[str, Any]) -> None:
+    rows = [{"kind": "outcome", "value": k, "numbers": v} for k, v in summary["outcomes"].items()]
+    rows += [{"kind": "status", "value": k, "numbers": v} for k, v in summary["statuses"].items()]
+    await acreate_table_artifact(
+        rows,
+        key="collect-health-summary",
+        description=f"Run {summary['run_id']}: {summary['numbers']} numbers in "
+        f"{summary['seconds']} s, {summary['requests']} requests, "
+        f"{summary['rate_limited_responses']} answered 429",
+    )
