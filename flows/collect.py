@@ -98,12 +98,13 @@ async def collect_health(
 
 async def _resolve_numbers(
     client: KapsoClient, ids: list[str] | None, store: ParquetStore, run_id: str
-) -> list[str]:
+) -> tuple[list[str], list[str]]:
+    """The ids to poll, and the `numbers` files written when they were discovered."""
     if ids is not None:
-        return clean_ids(ids)
+        return clean_ids(ids), []
     numbers = await discover_numbers(client, run_id)
-    await append_tables(store, {"numbers": numbers}, run_id, "numbers")
-    return clean_ids(numbers.column("config_id").to_pylist())
+    written = await append_tables(store, {"numbers": numbers}, run_id, "numbers")
+    return clean_ids(numbers.column("config_id").to_pylist()), written
 
 
 async def _poll_and_store(
@@ -111,7 +112,7 @@ async def _poll_and_store(
 ) -> tuple[Counter, set[str]]:
     """(outcome, status) counts and the files written."""
     # Chunks run a few at a time: enough to keep the in-flight budget busy at chunk edges.
-    last = store.last_observations(datetime.now(UTC)).to_pylist()
+    last = store.last_observations(datetime.now(UTC), exclude_run=run_id).to_pylist()
     previous = {row["config_id"]: row["checked_at"] for row in last if row["checked_at"]}
     skip_until = {row["config_id"]: row["retry_after"] for row in last if row["retry_after"]}
     chunks = [numbers[i : i + chunk_size] for i in range(0, len(numbers), chunk_size)]

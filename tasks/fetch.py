@@ -36,8 +36,9 @@ def clean_ids(ids: Iterable[Any]) -> list[str]:
 
 def read_ids_file(text: str) -> list[str]:
     """One id per line; blank lines and `#` comments are ignored."""
-    return [line.split("#", 1)[0].strip() for line in text.splitlines()
-            if line.split("#", 1)[0].strip()]
+    return [
+        line.split("#", 1)[0].strip() for line in text.splitlines() if line.split("#", 1)[0].strip()
+    ]
 
 
 async def poll_numbers(
@@ -53,8 +54,13 @@ async def poll_numbers(
         until = skip_until.get(number_id)
         now = datetime.now(UTC)
         if until is not None and until > now:
-            result = PollResult(number_id, now, Outcome.SKIPPED, retry_after=until,
-                                error=f"Kapso is backing off this number until {until:%H:%M:%SZ}")
+            result = PollResult(
+                number_id,
+                now,
+                Outcome.SKIPPED,
+                retry_after=until,
+                error=f"Kapso is backing off this number until {until:%H:%M:%SZ}",
+            )
         else:
             result = await client.poll(number_id)
         if on_result is not None:

@@ -144,30 +144,47 @@ class ParquetStore:
         table = self.read_arrow(name, _day(start), _day(end), columns)
         return table.to_pandas(types_mapper=_PANDAS_TYPES.get)
 
-    def last_observations(self, now: datetime, days: int = 2) -> pa.Table:
-        """Per number, the newest `ok` poll of the last `days` days: checked_at, retry_after."""
+    def last_observations(
+        self, now: datetime, days: int = 2, exclude_run: str | None = None
+    ) -> pa.Table:
+        """Per number, the newest `ok` poll of the last `days` days: checked_at, retry_after.
+
+        `exclude_run` leaves out a run being replaced, whose rows are about to go.
+        """
         polls = self.read_arrow(
             "polls",
             (now - timedelta(days=days)).date(),
             now.date(),
-            ["config_id", "polled_at", "outcome", "checked_at", "retry_after"],
+            ["run_id", "config_id", "polled_at", "outcome", "checked_at", "retry_after"],
         )
-        polls = polls.filter(pc.equal(polls.column("outcome"), "ok"))
+        keep = pc.equal(polls.column("outcome"), "ok")
+        if exclude_run is not None:
+            keep = pc.and_(keep, pc.not_equal(polls.column("run_id"), exclude_run))
+        polls = polls.filter(keep)
         newest = polls.group_by("config_id").aggregate([("polled_at", "max")])
         return polls.join(
             newest, ["config_id", "polled_at"], ["config_id", "polled_at_max"], join_type="inner"
         ).select(["config_id", "checked_at", "retry_after"])
 
 
-@task(name="append-tables", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=1,
-      task_run_name="append-{part}")
-async def append_tables(store: ParquetStore, tables: Mapping[str, pa.Table], run_id: str,
-                        part: str) -> list[str]:
+@task(
+    name="append-tables",
+    cache_policy=NO_CACHE,
+    retries=2,
+    retry_delay_seconds=1,
+    task_run_name="append-{part}",
+)
+async def append_tables(
+    store: ParquetStore, tables: Mapping[str, pa.Table], run_id: str, part: str
+) -> list[str]:
     """Write one chunk's tables in a worker thread, so polling goes on meanwhile."""
 
     def write_all() -> list[str]:
-        return [path for name, table in tables.items()
-                for path in store.write(name, table, run_id, part)]
+        return [
+            path
+            for name, table in tables.items()
+            for path in store.write(name, table, run_id, part)
+        ]
 
     return await asyncio.to_thread(write_all)
 
