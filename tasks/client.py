@@ -51,10 +51,9 @@ class KapsoClient:
         self.limiter = limiter or RateLimiter(
             settings.rate_per_second, settings.rate_per_minute, settings.max_in_flight
         )
-        connections = max(settings.max_in_flight, 1)
         self._http = httpx.AsyncClient(
             transport=transport
-            or AiohttpTransport(limits=httpx.Limits(max_connections=connections)),
+            or AiohttpTransport(client=lambda: _aiohttp_session(settings.max_in_flight)),
             headers={"X-API-Key": settings.api_key.reveal(), "Accept": "application/json"},
             timeout=httpx.Timeout(settings.timeout_seconds),
             follow_redirects=False,
@@ -190,6 +189,19 @@ class KapsoClient:
         """Exponential backoff with full jitter, capped."""
         ceiling = self.settings.backoff_seconds * 2 ** (attempt - 1)
         return random.uniform(0, min(self.settings.backoff_cap_seconds, ceiling))
+
+
+def _aiohttp_session(max_connections: int) -> aiohttp.ClientSession:
+    """The aiohttp session under httpx, without aiohttp's silent re-send.
+
+    aiohttp re-sends a request once when a kept-alive connection drops; that request would
+    spend rate budget outside the limiter and the attempt count, so it is switched off (no
+    public option exists; the integration test's request count checks that this holds).
+    """
+    connector = aiohttp.TCPConnector(limit=max_connections, ssl=httpx.create_ssl_context())
+    session = aiohttp.ClientSession(connector=connector)
+    session._retry_connection = False
+    return session
 
 
 def failure_outcome(exc: BaseException) -> Outcome:

@@ -1,0 +1,19 @@
+"""One Prefect test harness (a real local server on SQLite) for every flow test."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+
+import pytest
+
+os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+
+
+@pytest.fixture(scope="session")
+def prefect_server() -> Iterator[None]:
+    from prefect.testing.utilities import prefect_test_harness
+
+    # Startup took 12-15 s on these machines; a loaded CI machine needs more.
+    with prefect_test_harness(server_startup_timeout=180):
+        yield

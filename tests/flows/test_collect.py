@@ -1,0 +1,171 @@
+"""The collect-health flow under the Prefect test harness, against the simulator over HTTP."""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from pathlib import Path
+
+import pytest
+from prefect.client.orchestration import get_client
+from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
+
+from flows.collect import collect_health
+from simulator.fleet import Fleet
+from simulator.process import running_simulator
+from simulator.server import Faults, SimulatorConfig
+from tasks.client import KapsoAuthError
+from tasks.storage import ParquetStore
+
+pytestmark = [pytest.mark.anyio, pytest.mark.integration, pytest.mark.usefixtures("prefect_server")]
+
+TRANSIENT = {"server_error", "timeout", "invalid_body", "connection_error", "rate_limited"}
+FAST = dict(rate_per_second=200, rate_per_minute=12_000, max_in_flight=32, timeout_seconds=1.0)
+
+
+@pytest.fixture
+def api_key(monkeypatch: pytest.MonkeyPatch) -> str:
+    key = "sk-integration-4f1d2c"
+    monkeypatch.setenv("KAPSO_API_KEY", key)
+    return key
+
+
+async def test_full_sweep_with_faults_gives_every_number_one_row(
+    tmp_path: Path, api_key: str
+) -> None:
+    faults = Faults(
+        server_error=0.10,
+        timeout=0.03,
+        malformed=0.03,
+        truncated=0.03,
+        reset=0.03,
+        burst_429=0.003,
+        burst_seconds=0.5,
+        hang_seconds=3,
+    )
+    config = SimulatorConfig(
+        numbers=300,
+        seed=11,
+        rate_per_second=200,
+        rate_per_minute=12_000,
+        latency_ms=(5, 30),
+        faults=faults,
+    )
+    with running_simulator(config) as simulator:
+        state = await collect_health(
+            base_url=simulator.base_url(),
+            storage=str(tmp_path),
+            chunk_size=64,
+            return_state=True,
+            **FAST,
+        )
+        injected = simulator.stats()["counts"]
+    summary = await state.result()
+    store = ParquetStore(str(tmp_path))
+    polls = store.read("polls")
+    listed = store.read("numbers")
+    fleet = Fleet(300, seed=11)
+    expected = {n.config_id for n in fleet.numbers if n.profile != "deleted"}
+
+    assert set(listed["config_id"]) == expected
+    assert sorted(polls["config_id"]) == sorted(expected)  # exactly one row each
+    outcomes = Counter(polls["outcome"])
+    assert set(outcomes) <= {"ok"} | TRANSIENT
+    assert outcomes["ok"] >= 0.95 * len(expected)
+    failed = polls[polls["outcome"] != "ok"]
+    assert (failed["attempts"] == 4).all()  # a failure is recorded only after every retry
+    assert summary["outcomes"] == dict(sorted(outcomes.items()))
+    assert summary["numbers"] == len(expected)
+    # every request the simulator saw is one attempt on one row, and each fault kind happened
+    assert int(polls["attempts"].sum()) == injected["health_requests"]
+    for fault in ("server_error", "timeout", "malformed", "truncated", "reset"):
+        assert injected.get(f"fault_{fault}", 0) > 0, fault
+    checks = store.read("checks")
+    ok = polls[polls["outcome"] == "ok"].set_index("config_id")
+    per_number = checks.groupby("config_id").size().reindex(ok.index, fill_value=0)
+    assert (per_number == ok["checks_total"]).all() and set(checks["config_id"]) <= set(ok.index)
+    assert len(store.read("raw")) == len(polls)
+
+    async with get_client() as client:
+        artifacts = await client.read_artifacts(
+            artifact_filter=ArtifactFilter(
+                flow_run_id=ArtifactFilterFlowRunId(any_=[state.state_details.flow_run_id])
+            )
+        )
+    by_key = {a.key: a for a in artifacts}
+    assert {"collect-health-summary", "collect-health-progress"} <= set(by_key)
+    assert by_key["collect-health-progress"].data == 100.0
+    assert f'"numbers": {outcomes["ok"]}' in by_key["collect-health-summary"].data
+
+
+async def test_explicit_platform_ids_keep_text_and_unknown_ids_are_not_found(
+    tmp_path: Path, api_key: str
+) -> None:
+    fleet = Fleet(30, seed=5)
+    ids = [n.phone_number_id for n in fleet.numbers[:20]]
+    unknown = "0999999999999999999"
+    with running_simulator(
+        SimulatorConfig(numbers=30, seed=5, rate_per_second=None, rate_per_minute=None)
+    ) as simulator:
+        summary = await collect_health(
+            ids=[*ids, unknown, ids[0], f" {ids[1]} "],
+            base_url=simulator.base_url("platform"),
+            flavour="platform",
+            storage=str(tmp_path),
+            **FAST,
+        )
+    polls = ParquetStore(str(tmp_path)).read("polls").set_index("config_id")
+    assert sorted(polls.index) == sorted([*ids, unknown])
+    assert (polls.loc[unknown, "outcome"], polls.loc[unknown, "http_status"]) == ("not_found", 404)
+    deleted = {n.phone_number_id for n in fleet.numbers[:20] if n.profile == "deleted"}
+    assert set(polls.index[polls["outcome"] == "not_found"]) == {unknown, *deleted}
+    assert summary["numbers"] == 21
+
+
+async def test_second_run_marks_repeats_and_skips_numbers_in_backoff(
+    tmp_path: Path, api_key: str
+) -> None:
+    config = SimulatorConfig(numbers=200, seed=3, rate_per_second=None, rate_per_minute=None)
+    with running_simulator(config) as simulator:
+        kwargs = dict(
+            base_url=simulator.base_url("platform"),
+            flavour="platform",
+            storage=str(tmp_path),
+            **FAST,
+        )
+        await collect_health(run_id="first", **kwargs)
+        second_started = time.time()
+        await collect_health(run_id="second", **kwargs)
+    polls = ParquetStore(str(tmp_path)).read("polls")
+    first = polls[polls["run_id"] == "first"].set_index("config_id")
+    second = polls[polls["run_id"] == "second"].set_index("config_id")
+    backing_off = set(
+        first.index[first["retry_after"].dt.tz_convert(None).astype("int64") / 1e6 > second_started]
+    )
+    assert backing_off, "the fleet should have numbers in Kapso's backoff"
+    assert set(second.index[second["outcome"] == "skipped"]) == backing_off
+    polled = second[second["outcome"] == "ok"]
+    same_body = polled["checked_at"] == first.loc[polled.index, "checked_at"]
+    assert (polled["is_repeat"] == same_body).all()
+    assert polled["is_repeat"].any()
+    assert not first["is_repeat"].any()
+
+
+async def test_a_refused_key_stops_the_run_at_once(tmp_path: Path, api_key: str) -> None:
+    config = SimulatorConfig(
+        numbers=500, api_key="the-right-key", rate_per_second=None, rate_per_minute=None
+    )
+    with running_simulator(config) as simulator:
+        started = time.monotonic()
+        with pytest.raises(KapsoAuthError) as raised:
+            await collect_health(
+                ids=[n.config_id for n in Fleet(500).numbers],
+                base_url=simulator.base_url(),
+                storage=str(tmp_path),
+                **FAST,
+            )
+        elapsed = time.monotonic() - started
+        requests = simulator.stats()["counts"].get("health_requests", 0)
+    assert elapsed < 5
+    assert requests <= FAST["max_in_flight"]  # no retry storm: only what was already in flight
+    assert api_key not in str(raised.value) and "401" in str(raised.value)
