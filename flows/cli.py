@@ -102,12 +102,13 @@ def _connection(args: argparse.Namespace) -> Iterator[str | None]:
 
 
 def _ids(args: argparse.Namespace) -> list[str] | None:
-    from tasks.fetch import read_ids_file
+    """Ids from --ids and --ids-file, checked before any server starts."""
+    from tasks.fetch import clean_ids, read_ids_file
 
     ids = list(args.ids or [])
     if args.ids_file is not None:
         ids += read_ids_file(args.ids_file.read_text())
-    return ids or None
+    return clean_ids(ids) or None
 
 
 def _collect(args: argparse.Namespace) -> int:

@@ -1,0 +1,90 @@
+"""The kapso-health command as a user runs it: real processes, real simulator, real files."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from simulator.fleet import Fleet
+from simulator.process import running_simulator
+from simulator.server import SimulatorConfig
+from tasks.storage import ParquetStore
+
+pytestmark = pytest.mark.integration
+
+
+def listed_ids(size: int) -> list[str]:
+    """What the simulator's list endpoint returns for a default fleet of `size`."""
+    return sorted(n.config_id for n in Fleet(size).numbers if n.profile != "deleted")
+
+
+def run_cli(
+    args: list[str], cwd: Path, env: dict[str, str] | None = None, timeout: float = 300
+) -> subprocess.CompletedProcess:
+    base = {k: v for k, v in os.environ.items() if not k.startswith(("KAPSO_", "PREFECT_"))}
+    base["PREFECT_HOME"] = str(cwd / ".prefect")
+    return subprocess.run(
+        [sys.executable, "-m", "flows.cli", *args],
+        cwd=cwd,
+        text=True,
+        capture_output=True,
+        env={**base, **(env or {})},
+        timeout=timeout,
+    )
+
+
+def test_collect_without_a_key_runs_on_the_simulator_and_prints_no_error(tmp_path: Path) -> None:
+    done = run_cli(["collect", "--simulator-numbers", "25"], tmp_path)
+    output = done.stdout + done.stderr
+    assert done.returncode == 0, output
+    assert "built-in Kapso simulator" in done.stderr
+    assert "ERROR" not in output and "Traceback" not in output
+    polls = ParquetStore(str(tmp_path / "data")).read("polls")
+    assert sorted(polls["config_id"]) == listed_ids(25)
+    assert set(polls["outcome"]) == {"ok"}
+    assert f"{len(polls)} numbers in" in done.stdout
+
+
+def test_audit_prints_a_table_of_every_listed_number(tmp_path: Path) -> None:
+    done = run_cli(
+        ["audit", "--simulator-numbers", "12"], tmp_path, env={"COLUMNS": "250"}, timeout=120
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert f"Kapso health audit: {len(listed_ids(12))} numbers" in done.stdout
+    rows = [line for line in done.stdout.splitlines() if line.startswith("│")]
+    assert sorted(line.split("│")[1].strip() for line in rows) == listed_ids(12)
+
+
+def test_wrong_key_fails_fast_with_a_clear_message_and_no_key(tmp_path: Path) -> None:
+    key = "sk-wrong-key-7d1e0b"
+    with running_simulator(SimulatorConfig(numbers=100, api_key="right")) as simulator:
+        started = time.monotonic()
+        done = run_cli(
+            ["audit", "--base-url", simulator.base_url()],
+            tmp_path,
+            env={"KAPSO_API_KEY": key},
+            timeout=60,
+        )
+        elapsed = time.monotonic() - started
+    assert done.returncode == 3
+    assert "Kapso refused the API key (HTTP 401" in done.stderr
+    assert key not in done.stdout + done.stderr
+    assert elapsed < 5
+
+
+def test_malformed_ids_file_entries_are_a_clear_error(tmp_path: Path) -> None:
+    ids = tmp_path / "ids.txt"
+    ids.write_text("good-id\n" + "x" * 300 + "\n")
+    done = run_cli(
+        ["collect", "--ids-file", str(ids), "--base-url", "http://127.0.0.1:9/api/v1"],
+        tmp_path,
+        env={"KAPSO_API_KEY": "k"},
+        timeout=120,
+    )
+    assert done.returncode == 1
+    assert "malformed number ids" in done.stderr
