@@ -4,7 +4,7 @@ Budgets are sliding windows (never more than the limit in any window, however th
 counts), with a small margin for the time a request takes to reach the server. Responses
 adjust the budgets: advertised limits lower than ours are adopted, a server that reports less
 room than we expect (another run or key using the same project) makes us slow down before
-reaching zero, and a 429's `Retry-After` pauses every request.
+reaching zero, and a 429's `Retry-After` pauses every request and widens the margin.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ HEADER_FAMILIES = {
     "minute": ("x-health-ratelimit-minute-limit", "x-health-ratelimit-minute-remaining"),
 }
 GENERAL_HEADERS = ("x-ratelimit-limit", "x-ratelimit-remaining")  # per key, per minute
+MAX_MARGIN_SECONDS = 0.5
 
 
 class Window:
@@ -30,9 +31,14 @@ class Window:
 
     def __init__(self, limit: float | None, seconds: float, margin: float) -> None:
         self.limit = None if limit is None else max(1, int(limit))
-        self.span = seconds + margin
+        self.seconds = seconds
+        self.margin = margin
         self.sent: list[float] = []
         self.foreign: list[float] = []  # room the server says someone else used
+
+    @property
+    def span(self) -> float:
+        return self.seconds + self.margin
 
     def wait(self, now: float) -> float:
         """Seconds until one more request fits (0 when it fits now)."""
@@ -80,7 +86,7 @@ class RateLimiter:
         per_second: float | None = 5.0,
         per_minute: float | None = 60.0,
         max_in_flight: int = 16,
-        margin_seconds: float = 0.02,
+        margin_seconds: float = 0.05,
     ) -> None:
         self.windows = {
             "second": Window(per_second, 1.0, margin_seconds),
@@ -126,6 +132,12 @@ class RateLimiter:
             self.throttled += 1
             wait = retry_after_seconds(headers.get("retry-after"))
             self.pause(1.0 if wait is None else wait)
+            self._widen_margin()
+
+    def _widen_margin(self) -> None:
+        """A 429 means requests reach the server less evenly than we sent them: allow more."""
+        for window in self.windows.values():
+            window.margin = min(MAX_MARGIN_SECONDS, max(window.margin * 2, 0.05))
 
     def pause(self, seconds: float) -> None:
         """Hold every request of the run for `seconds` from now."""

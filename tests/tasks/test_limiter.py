@@ -90,3 +90,11 @@ def test_reordered_answers_of_our_own_burst_are_not_foreign() -> None:
     # the first request sent arrived last: the server says 0 left, all five were ours
     window.reconcile(5, 0, sent_at=10.0, now=10.3)
     assert window.foreign == []
+
+
+def test_each_429_widens_the_margin_up_to_a_cap() -> None:
+    limiter = RateLimiter(per_second=5, per_minute=60, margin_seconds=0.05)
+    for _ in range(10):
+        limiter.observe(time.monotonic(), 429, {"retry-after": "0"})
+    assert limiter.windows["second"].margin == 0.5
+    assert limiter.windows["second"].span == 1.5

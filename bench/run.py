@@ -1,0 +1,302 @@
+"""Benchmarks against the simulator, each side by side with its baseline in the same run.
+
+    .venv/bin/python bench/run.py            # everything, writes BENCHMARKS.md
+    .venv/bin/python bench/run.py --only flatten --no-write
+
+Sections: `sweep` (rate-limited sweep vs a sequential loop and an unlimited gather),
+`unthrottled` (whole flow vs a raw aiohttp client), `flatten` (vs pandas.json_normalize).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import platform
+import random
+import sys
+import tempfile
+import time
+from collections import Counter
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import aiohttp
+import httpx
+
+from simulator.fleet import Fleet
+from simulator.process import running_simulator
+from simulator.server import SimulatorConfig
+from tasks.client import KapsoClient
+from tasks.fetch import poll_numbers
+from tasks.settings import ApiKey, ConnectionSettings
+
+os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+KEY = "bench-key"
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@dataclass
+class Row:
+    section: str
+    measure: str
+    value: str
+    target: str = ""
+    verdict: str = ""
+
+
+def _ids(size: int) -> list[str]:
+    return [n.config_id for n in Fleet(size).numbers if n.profile != "deleted"]
+
+
+# --- rate-limited sweep -------------------------------------------------------------------
+
+SWEEP_NUMBERS, LONG_SWEEP_NUMBERS, SWEEP_RPS, SWEEP_RPM = 600, 1_800, 50, 600
+SWEEP_LATENCY = (200.0, 1500.0)
+SEQUENTIAL_SAMPLE = 60
+
+
+def _sweep_config(numbers: int = SWEEP_NUMBERS) -> SimulatorConfig:
+    return SimulatorConfig(numbers=numbers, rate_per_second=SWEEP_RPS,
+                           rate_per_minute=SWEEP_RPM, latency_ms=SWEEP_LATENCY)
+
+
+def budget_floor(n: int, per_second: int, per_minute: int) -> float:
+    """The earliest moment both sliding windows let the n-th request leave (from t=0)."""
+    sent: list[float] = []
+    for i in range(n):
+        earliest = sent[-1] if sent else 0.0
+        if i >= per_second:
+            earliest = max(earliest, sent[i - per_second] + 1.0)
+        if i >= per_minute:
+            earliest = max(earliest, sent[i - per_minute] + 60.0)
+        sent.append(earliest)
+    return sent[-1]
+
+
+async def _ours(base_url: str, ids: list[str]) -> tuple[float, Counter, int, int]:
+    settings = ConnectionSettings(api_key=ApiKey(KEY), base_url=base_url,
+                                  rate_per_second=SWEEP_RPS, rate_per_minute=SWEEP_RPM,
+                                  max_in_flight=100)
+    started = time.perf_counter()
+    async with KapsoClient(settings) as client:
+        results = await poll_numbers(client, ids)
+        requests, throttled = client.limiter.requests, client.limiter.throttled
+    return time.perf_counter() - started, Counter(r.outcome.value for r in results), requests, \
+        throttled
+
+
+async def _sequential(base_url: str, ids: list[str]) -> tuple[float, Counter]:
+    """Kapso's own health script: one request after another, no limiter, no retries."""
+    codes: Counter = Counter()
+    started = time.perf_counter()
+    async with httpx.AsyncClient(headers={"X-API-Key": KEY}, timeout=30) as client:
+        for number in ids:
+            response = await client.get(f"{base_url}/whatsapp_configs/{number}/health")
+            codes[response.status_code] += 1
+    return time.perf_counter() - started, codes
+
+
+async def _gather(base_url: str, ids: list[str]) -> tuple[float, Counter]:
+    """Everything at once with asyncio.gather: no limiter, no retries."""
+    started = time.perf_counter()
+    async with aiohttp.ClientSession(headers={"X-API-Key": KEY},
+                                     connector=aiohttp.TCPConnector(limit=0)) as session:
+        async def one(number: str) -> int:
+            async with session.get(f"{base_url}/whatsapp_configs/{number}/health") as response:
+                await response.read()
+                return response.status
+
+        codes = Counter(await asyncio.gather(*(one(n) for n in ids)))
+    return time.perf_counter() - started, codes
+
+
+def bench_sweep() -> list[Row]:
+    ids = _ids(SWEEP_NUMBERS)
+    floor = len(ids) / SWEEP_RPS
+    rows = []
+    with running_simulator(_sweep_config()) as sim:
+        seconds, outcomes, requests, throttled = asyncio.run(_ours(sim.base_url(), ids))
+    lost = len(ids) - sum(outcomes.values())
+    share = throttled / requests if requests else 0.0
+    rows += [
+        Row("sweep", f"kapso-health: {len(ids)} numbers at {SWEEP_RPS}/s, {SWEEP_RPM}/min",
+            f"{seconds:.1f} s = {seconds / floor:.3f} x floor ({floor:.1f} s = N / rate)",
+            "<= 1.05 x floor", _verdict(seconds / floor <= 1.05)),
+        Row("sweep", "kapso-health: requests answered 429",
+            f"{throttled} of {requests} ({share:.2%})", "< 1%", _verdict(share < 0.01)),
+        Row("sweep", "kapso-health: numbers without a row / not ok",
+            f"{lost} / {len(ids) - outcomes['ok']} ({dict(outcomes)})", "0 lost",
+            _verdict(lost == 0)),
+    ]
+    long_ids = _ids(LONG_SWEEP_NUMBERS)
+    with running_simulator(_sweep_config(LONG_SWEEP_NUMBERS)) as sim:
+        seconds, outcomes, requests, throttled = asyncio.run(_ours(sim.base_url(), long_ids))
+    schedule = budget_floor(len(long_ids), SWEEP_RPS, SWEEP_RPM) + SWEEP_LATENCY[1] / 1000
+    rows.append(Row(
+        "sweep", f"kapso-health: {len(long_ids)} numbers (the minute budget binds)",
+        f"{seconds:.1f} s = {seconds / schedule:.3f} x budget floor ({schedule:.1f} s: last "
+        f"send the windows allow + max latency); 429: {throttled} of {requests}; "
+        f"outcomes {dict(outcomes)}",
+        "<= 1.05 x floor (extra row)", _verdict(seconds / schedule <= 1.05)))
+    with running_simulator(_sweep_config()) as sim:
+        seconds, codes = asyncio.run(_sequential(sim.base_url(), ids[:SEQUENTIAL_SAMPLE]))
+    projected = seconds / SEQUENTIAL_SAMPLE * len(ids)
+    rows.append(Row("sweep", f"baseline sequential loop (measured on {SEQUENTIAL_SAMPLE}, "
+                             f"projected to {len(ids)})",
+                    f"{projected:.0f} s = {projected / floor:.1f} x floor; codes {dict(codes)}"))
+    with running_simulator(_sweep_config()) as sim:
+        seconds, codes = asyncio.run(_gather(sim.base_url(), ids))
+    rows.append(Row("sweep", "baseline unlimited asyncio.gather (no retries)",
+                    f"{seconds:.1f} s; {codes.get(429, 0)} of {len(ids)} answered 429 "
+                    f"= {codes.get(429, 0)} numbers lost; codes {dict(codes)}"))
+    return rows
+
+
+# --- unthrottled whole flow ----------------------------------------------------------------
+
+FLOW_NUMBERS, FLOW_LATENCY, FLOW_IN_FLIGHT = 10_000, (50.0, 50.0), 100
+
+
+async def _raw(base_url: str, ids: list[str]) -> float:
+    """A raw aiohttp client with the same concurrency: fetch and read every body, nothing more."""
+    limit = asyncio.Semaphore(FLOW_IN_FLIGHT)
+    connector = aiohttp.TCPConnector(limit=FLOW_IN_FLIGHT)
+    started = time.perf_counter()
+    async with aiohttp.ClientSession(headers={"X-API-Key": KEY}, connector=connector) as session:
+        async def one(number: str) -> None:
+            async with limit, session.get(f"{base_url}/whatsapp_configs/{number}/health") as r:
+                await r.read()
+
+        await asyncio.gather(*(one(n) for n in ids))
+    return time.perf_counter() - started
+
+
+def _flow_seconds(base_url: str, storage: str) -> tuple[float, dict]:
+    from flows.collect import collect_health
+
+    os.environ["KAPSO_API_KEY"] = KEY
+    started = time.perf_counter()
+    summary = asyncio.run(collect_health(
+        base_url=base_url, storage=storage, rate_per_second=0, rate_per_minute=0,
+        max_in_flight=FLOW_IN_FLIGHT, chunk_size=1000, ids=_ids(FLOW_NUMBERS)))
+    return time.perf_counter() - started, summary
+
+
+def bench_unthrottled() -> list[Row]:
+    from prefect.testing.utilities import prefect_test_harness
+
+    ids = _ids(FLOW_NUMBERS)
+    config = SimulatorConfig(numbers=FLOW_NUMBERS, rate_per_second=None, rate_per_minute=None,
+                             latency_ms=FLOW_LATENCY)
+    with running_simulator(config) as sim, prefect_test_harness(server_startup_timeout=180), \
+            tempfile.TemporaryDirectory() as storage:
+        _flow_seconds(sim.base_url(), storage + "/warm-up")  # the server's first flow run
+        raw = asyncio.run(_raw(sim.base_url(), ids))
+        ours, summary = _flow_seconds(sim.base_url(), storage + "/measured")
+    ratio = raw / ours
+    rate = len(ids) / ours
+    return [
+        Row("unthrottled", f"baseline raw aiohttp client, {len(ids)} numbers, 50 ms latency, "
+                           f"{FLOW_IN_FLIGHT} in flight", f"{len(ids) / raw:,.0f} numbers/s"),
+        Row("unthrottled", "kapso-health whole flow (fetch + flatten + write), warm server",
+            f"{rate:,.0f} numbers/s = {ratio:.2f} x raw; outcomes {summary['outcomes']}",
+            ">= 0.8 x raw and >= 1,000/s", _verdict(ratio >= 0.8 and rate >= 1000)),
+    ]
+
+
+# --- flattening ------------------------------------------------------------------------------
+
+FLATTEN_BODIES = 20_000
+
+
+def bench_flatten() -> list[Row]:
+    import pandas as pd
+
+    from tasks.flatten import flatten_polls
+    from tasks.poll import Outcome, PollResult
+
+    fleet = Fleet(2_000, seed=4)
+    rng = random.Random(4)
+    start = datetime(2026, 3, 1, tzinfo=UTC).timestamp()
+    listed = [n for n in fleet.numbers if n.profile != "deleted"]
+    bodies = [fleet.health(rng.choice(listed), rng.choice(("legacy", "platform")),
+                           start + rng.randrange(30 * 86400)) for _ in range(FLATTEN_BODIES)]
+    now = datetime.now(UTC)
+    results = [PollResult(str(i), now, Outcome.OK, 200, 1, 1.0, b) for i, b in enumerate(bodies)]
+    ours = _best_of(3, lambda: flatten_polls(results, "bench"))
+    entities_path = ["checks", "messaging_health", "details", "entities"]
+    with_entities = [b for b in bodies if isinstance(
+        ((b.get("checks") or {}).get("messaging_health") or {}).get("details"), dict)]
+
+    def normalize() -> None:
+        pd.json_normalize(bodies)
+        pd.json_normalize(with_entities, record_path=entities_path, meta=["timestamp"])
+
+    baseline = _best_of(3, normalize)
+    ratio = baseline / ours
+    return [
+        Row("flatten", f"baseline pandas.json_normalize (wide + entity records), "
+                       f"{len(bodies):,} simulator bodies",
+            f"{len(bodies) / baseline:,.0f} bodies/s"),
+        Row("flatten", "kapso-health flatten_polls (polls + checks + entities + raw tables)",
+            f"{len(bodies) / ours:,.0f} bodies/s = {ratio:.1f} x json_normalize", ">= 10 x",
+            _verdict(ratio >= 10)),
+    ]
+
+
+def _best_of(times: int, work) -> float:
+    best = float("inf")
+    for _ in range(times):
+        started = time.perf_counter()
+        work()
+        best = min(best, time.perf_counter() - started)
+    return best
+
+
+def _verdict(ok: bool) -> str:
+    return "met" if ok else "NOT met"
+
+
+SECTIONS = {"sweep": bench_sweep, "unthrottled": bench_unthrottled, "flatten": bench_flatten}
+
+
+def render(rows: list[Row], command: str) -> str:
+    lines = [
+        "# Benchmarks",
+        "",
+        f"Generated by `{command}` on {datetime.now(UTC):%Y-%m-%d %H:%M} UTC "
+        f"({platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}). "
+        "Each figure comes with its baseline, measured in the same run on the same machine; "
+        "read them as ratios (this machine is shared and noisy).",
+        "",
+        "| section | measure | result | target | verdict |",
+        "|---|---|---|---|---|",
+    ]
+    lines += [f"| {r.section} | {r.measure} | {r.value} | {r.target} | {r.verdict} |"
+              for r in rows]
+    return "\n".join(lines) + "\n"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--only", choices=sorted(SECTIONS), action="append")
+    parser.add_argument("--no-write", action="store_true", help="print only, keep BENCHMARKS.md")
+    args = parser.parse_args()
+    rows = []
+    for name in args.only or list(SECTIONS):
+        print(f"running {name} ...", file=sys.stderr, flush=True)
+        rows += SECTIONS[name]()
+    command = "bench/run.py" + "".join(f" --only {n}" for n in args.only or [])
+    report = render(rows, f".venv/bin/python {command}")
+    print(report)
+    if not args.no_write:
+        (ROOT / "BENCHMARKS.md").write_text(report)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
