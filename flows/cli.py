@@ -149,9 +149,7 @@ def _print_summary(summary: dict) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    table = Table(
-        title=f"Run {summary['run_id']}: {summary['numbers']} numbers in {summary['seconds']} s"
-    )
+    table = Table(title=f"{summary['numbers']} numbers in {summary['seconds']} s")
     table.add_column("kind")
     table.add_column("value")
     table.add_column("numbers", justify="right")
@@ -161,9 +159,9 @@ def _print_summary(summary: dict) -> None:
     console = Console()
     console.print(table)
     console.print(
-        f"{summary['requests']} requests, {summary['rate_limited_responses']} answered "
-        f"429. History: {summary['storage']} (tables polls, checks, entities, raw, "
-        "numbers)."
+        f"Run {summary['run_id']}: {summary['requests']} requests, "
+        f"{summary['rate_limited_responses']} answered 429.\n"
+        f"History: {summary['storage']} (tables polls, checks, entities, raw, numbers)."
     )
 
 
