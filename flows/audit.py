@@ -33,6 +33,7 @@ async def audit_numbers(
         if on_total:
             on_total(len(numbers))
         results = await poll_numbers(client, numbers, on_result=on_result)
+        client.raise_for_auth()
     return flatten_polls(results, "audit")
 
 

@@ -80,11 +80,14 @@ async def collect_health(
     started = time.monotonic()
     async with KapsoClient(settings) as client:
         numbers, listed_files = await _resolve_numbers(client, ids, store, run_id)
+        if not numbers:
+            logger.warning("No numbers to poll: the list is empty and no ids were given")
         logger.info(
             "Polling %d numbers at %s (%s flavour)", len(numbers), settings.base_url, flavour
         )
         counts, written = await _poll_and_store(client, numbers, store, run_id, chunk_size)
         requests, throttled = client.limiter.requests, client.limiter.throttled
+        auth_failure = client.auth_failure
     stale = [path for path in store.run_files(run_id) if path not in {*written, *listed_files}]
     if stale:
         logger.info(
@@ -93,6 +96,8 @@ async def collect_health(
     summary = _summary(run_id, counts, requests, throttled, time.monotonic() - started, storage)
     await _publish_summary(summary)
     logger.info("Done: %s", ", ".join(f"{k} {v}" for k, v in summary["outcomes"].items()))
+    if auth_failure is not None:  # every number has its row; now fail the run loudly
+        raise auth_failure
     return summary
 
 

@@ -10,7 +10,7 @@ import sys
 
 from aiohttp import web
 
-from simulator.server import Faults, Simulator, SimulatorConfig
+from simulator.server import FAULT_KINDS, Faults, Simulator, SimulatorConfig
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -23,15 +23,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--latency-ms", type=float, nargs=2, default=(20.0, 80.0), metavar=("MIN", "MAX")
     )
-    for name in (
-        "server_error",
-        "timeout",
-        "malformed",
-        "truncated",
-        "reset",
-        "burst_429",
-        "unauthorized",
-    ):
+    for name in FAULT_KINDS:
         parser.add_argument(
             f"--fault-{name.replace('_', '-')}",
             type=float,
@@ -55,18 +47,7 @@ def config_from_args(args: argparse.Namespace) -> SimulatorConfig:
         raw["latency_ms"] = tuple(raw.get("latency_ms", (20.0, 80.0)))
         return SimulatorConfig(**raw)
     faults = Faults(
-        **{
-            name: getattr(args, f"fault_{name}")
-            for name in (
-                "server_error",
-                "timeout",
-                "malformed",
-                "truncated",
-                "reset",
-                "burst_429",
-                "unauthorized",
-            )
-        },
+        **{name: getattr(args, f"fault_{name}") for name in FAULT_KINDS},
         hang_seconds=args.hang_seconds,
     )
     return SimulatorConfig(

@@ -19,6 +19,17 @@ LEGACY = "/api/v1"
 PLATFORM = "/platform/v1"
 
 
+FAULT_KINDS = (
+    "server_error",
+    "timeout",
+    "malformed",
+    "truncated",
+    "reset",
+    "burst_429",
+    "unauthorized",
+)
+
+
 @dataclass
 class Faults:
     """Probability per health request of each injected fault."""

@@ -58,7 +58,7 @@ class KapsoClient:
             timeout=httpx.Timeout(settings.timeout_seconds),
             follow_redirects=False,
         )
-        self._auth_failure: KapsoAuthError | None = None
+        self.auth_failure: KapsoAuthError | None = None  # set by the first 401/403
 
     async def __aenter__(self) -> KapsoClient:
         return self
@@ -67,13 +67,19 @@ class KapsoClient:
         await self._http.aclose()
 
     async def poll(self, number_id: str) -> PollResult:
-        """Poll one number's health, retrying transient failures; raises only on 401/403."""
+        """Poll one number's health, retrying transient failures; never raises for a number.
+
+        After a 401/403 (`auth_failure`), every poll resolves at once as `unauthorized`
+        without a request: the run stops, and every number still gets its row.
+        """
         result = PollResult(number_id, datetime.now(UTC), Outcome.OK)
         url = self.settings.health_url(number_id)
         for attempt in range(1, self.settings.max_attempts + 1):
-            self._raise_if_unauthorized()
+            if self.auth_failure is not None:
+                return self._unauthorized(result)
             async with self.limiter.slot() as sent_at:
-                self._raise_if_unauthorized()
+                if self.auth_failure is not None:
+                    return self._unauthorized(result)
                 if attempt == 1:
                     result.polled_at = datetime.now(UTC)  # when it left, not when it queued
                 response = await self._send(url, result)
@@ -86,7 +92,7 @@ class KapsoClient:
                 break
             if result.outcome is not Outcome.RATE_LIMITED:  # a 429 already paused the limiter
                 await asyncio.sleep(self._backoff(attempt))
-        if result.outcome is not Outcome.OK and result.error is not None:
+        if result.outcome in RETRIED:
             result.error = self.settings.api_key.scrub(
                 f"{result.error} (after {result.attempts} attempt"
                 f"{'s' if result.attempts > 1 else ''})"
@@ -119,6 +125,7 @@ class KapsoClient:
             response = await self._send(self.settings.list_url(), result, params)
             if response is not None:
                 self._classify(response, result)
+                self.raise_for_auth()
                 if response.status_code == 429:
                     await asyncio.sleep(
                         retry_after_seconds(response.headers.get("retry-after"))
@@ -165,13 +172,14 @@ class KapsoClient:
             result.body = None
         if status in (401, 403):
             reason = body_error(result.body) or response.reason_phrase
-            self._auth_failure = KapsoAuthError(
+            self.auth_failure = self.auth_failure or KapsoAuthError(
                 self.settings.api_key.scrub(
                     f"Kapso refused the API key (HTTP {status}: {reason}). Check KAPSO_API_KEY or "
                     "the Secret block; the run stopped without polling further."
                 )
             )
-            raise self._auth_failure
+            result.outcome, result.error = Outcome.UNAUTHORIZED, str(self.auth_failure)
+            return
         if status == 200 and isinstance(result.body, dict):
             result.outcome, result.error = Outcome.OK, None
             return
@@ -181,9 +189,15 @@ class KapsoClient:
             detail = "the body is not a JSON object"
         result.error = f"HTTP {status}: {detail}" if detail else f"HTTP {status}"
 
-    def _raise_if_unauthorized(self) -> None:
-        if self._auth_failure is not None:
-            raise self._auth_failure
+    def raise_for_auth(self) -> None:
+        """Raise the 401/403 failure, if one happened."""
+        if self.auth_failure is not None:
+            raise self.auth_failure
+
+    def _unauthorized(self, result: PollResult) -> PollResult:
+        assert self.auth_failure is not None
+        result.outcome, result.error = Outcome.UNAUTHORIZED, str(self.auth_failure)
+        return result
 
     def _backoff(self, attempt: int) -> float:
         """Exponential backoff with full jitter, capped."""

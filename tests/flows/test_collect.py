@@ -169,3 +169,13 @@ async def test_a_refused_key_stops_the_run_at_once(tmp_path: Path, api_key: str)
     assert elapsed < 5
     assert requests <= FAST["max_in_flight"]  # no retry storm: only what was already in flight
     assert api_key not in str(raised.value) and "401" in str(raised.value)
+    polls = ParquetStore(str(tmp_path)).read("polls")  # yet every number has its row
+    assert len(polls) == 500 and set(polls["outcome"]) == {"unauthorized"}
+    assert (polls["http_status"] == 401).sum() == requests
+
+
+async def test_an_empty_project_gives_an_empty_correct_result(tmp_path: Path, api_key: str) -> None:
+    with running_simulator(SimulatorConfig(numbers=0)) as simulator:
+        summary = await collect_health(base_url=simulator.base_url(), storage=str(tmp_path), **FAST)
+    assert (summary["numbers"], summary["outcomes"], summary["requests"]) == (0, {}, 0)
+    assert ParquetStore(str(tmp_path)).read("polls").empty

@@ -175,19 +175,33 @@ async def test_401_stops_the_whole_run_without_leaking_the_key(router: respx.Moc
         401, json={"error": f"Invalid or missing API key {KEY}"}
     )
     async with client_for(router) as client:
-        with pytest.raises(KapsoAuthError) as first:
-            await client.poll("a")
-        with pytest.raises(KapsoAuthError):
-            await client.poll("b")
+        first = await client.poll("a")
+        second = await client.poll("b")
+        with pytest.raises(KapsoAuthError) as raised:
+            client.raise_for_auth()
     assert route.call_count == 1  # the second number was never requested
-    assert KEY not in str(first.value) and "401" in str(first.value)
-    assert "KAPSO_API_KEY" in str(first.value)
+    assert (first.outcome, first.http_status, first.attempts) == (Outcome.UNAUTHORIZED, 401, 1)
+    assert (second.outcome, second.http_status, second.attempts) == (Outcome.UNAUTHORIZED, None, 0)
+    message = str(raised.value)
+    assert KEY not in message and "401" in message and "KAPSO_API_KEY" in message
+    assert first.error == second.error == message
 
 
 async def test_403_is_also_fatal(router: respx.MockRouter) -> None:
     health_route(router).respond(403, json={"error": "Forbidden"})
-    with pytest.raises(KapsoAuthError, match="403"):
-        await poll(router)
+    async with client_for(router) as client:
+        result = await client.poll("cfg-1")
+        with pytest.raises(KapsoAuthError, match="403"):
+            client.raise_for_auth()
+    assert result.outcome is Outcome.UNAUTHORIZED
+
+
+async def test_401_on_the_list_raises_at_once(router: respx.MockRouter) -> None:
+    route = router.get(f"{BASE}/whatsapp_configs").respond(401, json={"error": "nope"})
+    async with client_for(router) as client:
+        with pytest.raises(KapsoAuthError):
+            await client.list_numbers()
+    assert route.call_count == 1
 
 
 async def test_404_is_recorded_once_not_retried(router: respx.MockRouter) -> None:
