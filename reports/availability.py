@@ -1,0 +1,138 @@
+"""Daily availability, incidents and check pass rates per number (pure pandas, frame in/out)."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from reports.timeline import (
+    DAY,
+    DEFAULT_POLICY,
+    DEGRADED,
+    DOWN,
+    KNOWN,
+    UNKNOWN,
+    UP,
+    Policy,
+    runs,
+)
+
+MESSAGING = ("AVAILABLE", "LIMITED", "BLOCKED")
+
+
+def incidents(obs: pd.DataFrame, policy: Policy = DEFAULT_POLICY) -> pd.DataFrame:
+    """Maximal runs of `down` (kind `down`) and of BLOCKED messaging (kind `blocked`).
+
+    An incident starts at its first bad observation and ends at the first good one after it;
+    unknown observations in between do not end it. Without a recovery it is `ongoing` and
+    lasts until its last bad observation stops holding (at most `max_gap` after it).
+    """
+    down = runs(obs, "state", DOWN, (UP, DEGRADED)).assign(kind="down")
+    blocked = runs(obs, "can_send_message", "BLOCKED", ("AVAILABLE", "LIMITED")).assign(
+        kind="blocked"
+    )
+    found = pd.concat([down, blocked], ignore_index=True)
+    found["ongoing"] = found["end"].isna()
+    found["end"] = found["end"].fillna(found["last_seen"] + pd.Timedelta(policy.max_gap))
+    found["duration_seconds"] = (found["end"] - found["start"]).dt.total_seconds()
+    found["incident_id"] = (
+        found["kind"]
+        + ":"
+        + found["config_id"].astype(str)
+        + ":"
+        + found["start"].dt.strftime("%Y-%m-%dT%H:%M:%SZ")
+    )
+    return found[
+        ["incident_id", "kind", "config_id", "start", "end", "ongoing", "duration_seconds"]
+    ].sort_values(["config_id", "start"], ignore_index=True)
+
+
+def incident_days(found: pd.DataFrame) -> pd.DataFrame:
+    """Each incident once per UTC day it touches, with the seconds it lasted that day."""
+    pieces = []
+    for _, incident in found.iterrows():
+        day = incident["start"].floor("D")
+        while day < incident["end"]:
+            start, end = max(incident["start"], day), min(incident["end"], day + DAY)
+            pieces.append(
+                {**incident.to_dict(), "day": day, "seconds_in_day": (end - start).total_seconds()}
+            )
+            day += DAY
+    columns = [*found.columns, "day", "seconds_in_day"]
+    return pd.DataFrame(pieces, columns=columns)
+
+
+def daily_availability(
+    obs: pd.DataFrame,
+    pieces: pd.DataFrame,
+    days: list[pd.Timestamp],
+    policy: Policy = DEFAULT_POLICY,
+) -> pd.DataFrame:
+    """One row per number and day in `days`: sample and time-weighted availability, coverage,
+    incidents, downtime and MTTR, messaging shares. Figures are fractions; null when unknown."""
+    numbers = pd.Index(obs["config_id"].unique(), name="config_id")
+    grid = pd.MultiIndex.from_product([numbers, pd.DatetimeIndex(days, name="day")])
+    samples = _count(obs, "state", (UP, DEGRADED, DOWN, UNKNOWN), grid)
+    seconds = _sum(pieces, "state", KNOWN, grid)
+    messaging = _sum(pieces, "can_send_message", MESSAGING, grid)
+    table = pd.DataFrame(index=grid)
+    for state in (UP, DOWN, DEGRADED, UNKNOWN):
+        table[f"polls_{state}"] = samples[state].astype("int64")
+    available = list(policy.available())
+    counted = samples[[UP, DEGRADED, DOWN]].sum(axis=1)
+    table["availability_samples"] = _ratio(samples[available].sum(axis=1), counted)
+    known_seconds = seconds[list(KNOWN)].sum(axis=1)
+    table["availability_time"] = _ratio(seconds[available].sum(axis=1), known_seconds)
+    table["coverage"] = known_seconds / DAY.total_seconds()
+    for state in KNOWN:
+        table[f"seconds_{state}"] = seconds[state]
+    table["downtime_seconds"] = seconds[DOWN]
+    messaging_total = messaging.sum(axis=1)
+    for value in MESSAGING:
+        table[f"messaging_{value.lower()}_share"] = _ratio(messaging[value], messaging_total)
+    found = incident_days(incidents(obs, policy))
+    for kind, column in (("down", "incidents"), ("blocked", "blocked_incidents")):
+        touched = found[found["kind"] == kind].groupby(["config_id", "day"]).size()
+        table[column] = touched.reindex(grid, fill_value=0).astype("int64")
+    recovered = found[
+        (found["kind"] == "down") & ~found["ongoing"] & (found["end"].dt.floor("D") == found["day"])
+    ]
+    mttr = recovered.groupby(["config_id", "day"])["duration_seconds"].mean()
+    table["mttr_seconds"] = mttr.reindex(grid)
+    return table.reset_index()
+
+
+def check_pass_rates(checks: pd.DataFrame, days: list[pd.Timestamp]) -> pd.DataFrame:
+    """Per number, day and check name (any name, also new ones): passed, failed, pass rate.
+
+    A check counts once per observation (distinct `checked_at`); `passed` null is neither.
+    """
+    if checks.empty:
+        return pd.DataFrame(
+            columns=["config_id", "day", "check_name", "passed", "failed", "pass_rate"]
+        )
+    distinct = checks.drop_duplicates(["config_id", "checked_at", "check_name"])
+    at = pd.to_datetime(distinct["checked_at"], utc=True).fillna(
+        pd.to_datetime(distinct["polled_at"], utc=True)
+    )
+    frame = distinct.assign(day=at.dt.floor("D"), passed=distinct["passed"].astype("boolean"))
+    frame = frame[frame["day"].isin(days)]
+    grouped = frame.groupby(["config_id", "day", "check_name"])["passed"]
+    result = pd.DataFrame({"passed": grouped.sum(), "failed": grouped.apply(lambda s: (~s).sum())})
+    result["pass_rate"] = _ratio(result["passed"], result["passed"] + result["failed"])
+    return result.reset_index()
+
+
+def _count(frame: pd.DataFrame, column: str, values: tuple, grid: pd.MultiIndex) -> pd.DataFrame:
+    counts = frame.groupby(["config_id", "day", column]).size().unstack(column)
+    return counts.reindex(index=grid, columns=list(values)).fillna(0)
+
+
+def _sum(frame: pd.DataFrame, column: str, values: tuple, grid: pd.MultiIndex) -> pd.DataFrame:
+    if frame.empty:
+        return pd.DataFrame(0.0, index=grid, columns=list(values))
+    totals = frame.groupby(["config_id", "day", column])["seconds"].sum().unstack(column)
+    return totals.reindex(index=grid, columns=list(values)).fillna(0.0)
+
+
+def _ratio(numerator: pd.Series, denominator: pd.Series) -> pd.Series:
+    return (numerator / denominator).where(denominator > 0)

@@ -1,0 +1,74 @@
+"""Daily quality rating and phone status per number: time shares, worst/last, transitions."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+RATINGS = ("GREEN", "YELLOW", "RED", "NA", "UNKNOWN")
+RANK = {"GREEN": 0, "YELLOW": 1, "RED": 2}  # NA and UNKNOWN are not ranked
+TROUBLED_STATUS = ("FLAGGED", "RESTRICTED", "DISCONNECTED", "BANNED", "RATE_LIMITED", "OFFLINE")
+
+
+def transitions(obs: pd.DataFrame, column: str) -> pd.DataFrame:
+    """Every change of `column` between a number's consecutive observations that carry it.
+
+    `worse` marks a quality downgrade (GREEN→YELLOW→RED) or a phone status turning troubled.
+    """
+    known = obs[obs[column].notna()]
+    before = known.groupby("config_id")[column].shift()
+    changed = known[before.notna() & known[column].ne(before)]
+    result = pd.DataFrame(
+        {
+            "config_id": changed["config_id"],
+            "at": changed["at"],
+            "day": changed["day"],
+            "field": column,
+            "from_value": before[changed.index],
+            "to_value": changed[column],
+        }
+    )
+    if column == "quality_rating":
+        worse = result["to_value"].map(RANK) > result["from_value"].map(RANK)
+    else:
+        worse = result["to_value"].isin(TROUBLED_STATUS) & ~result["from_value"].isin(
+            TROUBLED_STATUS
+        )
+    return result.assign(worse=worse.fillna(False).astype(bool)).reset_index(drop=True)
+
+
+def daily_quality(
+    obs: pd.DataFrame, pieces: pd.DataFrame, days: list[pd.Timestamp]
+) -> pd.DataFrame:
+    """One row per number and day: time share per rating (of the time a rating is known),
+    worst and last rating, downgrades, phone status changes."""
+    numbers = pd.Index(obs["config_id"].unique(), name="config_id")
+    grid = pd.MultiIndex.from_product([numbers, pd.DatetimeIndex(days, name="day")])
+    rated = pieces[pieces["quality_rating"].notna()]
+    seconds = rated.groupby(["config_id", "day", "quality_rating"])["seconds"].sum().unstack()
+    seconds = seconds.reindex(index=grid, columns=list(RATINGS)).fillna(0.0)
+    total = rated.groupby(["config_id", "day"])["seconds"].sum().reindex(grid).fillna(0.0)
+    table = pd.DataFrame(index=grid)
+    for rating in RATINGS:
+        table[f"share_{rating.lower()}"] = (seconds[rating] / total).where(total > 0)
+    observed = obs[obs["quality_rating"].notna()]
+    ranked = observed.assign(rank=observed["quality_rating"].map(RANK)).dropna(subset=["rank"])
+    worst = ranked.sort_values("rank").groupby(["config_id", "day"])["quality_rating"].last()
+    table["worst_rating"] = worst.reindex(grid)
+    table["last_rating"] = (
+        observed.groupby(["config_id", "day"])["quality_rating"].last().reindex(grid)
+    )
+    changes = transitions(obs, "quality_rating")
+    per_day = changes.groupby(["config_id", "day"])
+    table["rating_changes"] = per_day.size().reindex(grid, fill_value=0).astype("int64")
+    table["downgrades"] = per_day["worse"].sum().reindex(grid, fill_value=0).astype("int64")
+    status_changes = transitions(obs, "phone_status").groupby(["config_id", "day"])
+    table["phone_status_changes"] = (
+        status_changes.size().reindex(grid, fill_value=0).astype("int64")
+    )
+    table["last_phone_status"] = (
+        obs[obs["phone_status"].notna()]
+        .groupby(["config_id", "day"])["phone_status"]
+        .last()
+        .reindex(grid)
+    )
+    return table.reset_index()
