@@ -8,6 +8,7 @@ import os
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import date
 from pathlib import Path
 
 # Without internet Prefect's telemetry attempt logs an ERROR; users read ERROR as failure.
@@ -47,6 +48,15 @@ def _parser() -> argparse.ArgumentParser:
     _add_connection_arguments(audit)
     audit.add_argument("numbers", nargs="*", metavar="ID", help="default: every listed number")
     audit.set_defaults(handler=_audit, ids=None, ids_file=None)
+
+    report = commands.add_parser("report", help="build the daily availability and quality reports")
+    report.add_argument("--day", type=date.fromisoformat, help="YYYY-MM-DD (default: yesterday)")
+    report.add_argument("--to", type=date.fromisoformat, help="last day of a range (YYYY-MM-DD)")
+    report.add_argument("--storage", default="./data", help="root of the Parquet history")
+    report.add_argument(
+        "--max-gap-minutes", type=int, default=30, help="how long one observation holds at most"
+    )
+    report.set_defaults(handler=_report)
 
     simulate = commands.add_parser("simulate", help="run the Kapso simulator in the foreground")
     add_simulator_arguments(simulate)
@@ -209,6 +219,47 @@ def _audit(args: argparse.Namespace) -> int:
         return EXIT_FAILED
     console.print(audit_table(flat))
     return 0
+
+
+def _report(args: argparse.Namespace) -> int:
+    from rich.console import Console
+    from rich.table import Table
+
+    from flows.report import daily_report
+    from tasks.storage import StorageError
+
+    try:
+        summary = daily_report(
+            day=args.day, to=args.to, storage=args.storage, max_gap_minutes=args.max_gap_minutes
+        )
+    except (StorageError, ValueError, OSError) as exc:
+        print(f"kapso-health: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    table = Table(title="Fleet, per day")
+    columns = (
+        "day",
+        "numbers_polled",
+        "mean_availability_time",
+        "mean_coverage",
+        "numbers_with_incidents",
+        "downgrades",
+    )
+    for column in columns:
+        table.add_column(column.replace("_", " "), justify="right")
+    for row in summary["fleet"]:
+        table.add_row(*(_cell(row[column]) for column in columns))
+    Console().print(table)
+    print(
+        f"Report tables: {args.storage}/reports/ (availability_daily, quality_daily, incidents, "
+        "quality_transitions, check_pass_rates, fleet_daily, customer_daily, waba_daily)"
+    )
+    return 0
+
+
+def _cell(value: object) -> str:
+    if isinstance(value, float):
+        return "—" if value != value else f"{value:.1%}" if value <= 1 else f"{value:,.0f}"
+    return str(value)
 
 
 def _simulate(args: argparse.Namespace) -> int:

@@ -30,7 +30,15 @@ def incidents(obs: pd.DataFrame, policy: Policy = DEFAULT_POLICY) -> pd.DataFram
     blocked = runs(obs, "can_send_message", "BLOCKED", ("AVAILABLE", "LIMITED")).assign(
         kind="blocked"
     )
-    found = pd.concat([down, blocked], ignore_index=True)
+    found = pd.concat([down, blocked], ignore_index=True).astype(
+        {
+            "start": "datetime64[us, UTC]",
+            "last_seen": "datetime64[us, UTC]",
+            "end": "datetime64[us, UTC]",
+            "config_id": "string",
+            "kind": "string",
+        }
+    )
     found["ongoing"] = found["end"].isna()
     found["end"] = found["end"].fillna(found["last_seen"] + pd.Timedelta(policy.max_gap))
     found["duration_seconds"] = (found["end"] - found["start"]).dt.total_seconds()
@@ -57,8 +65,11 @@ def incident_days(found: pd.DataFrame) -> pd.DataFrame:
                 {**incident.to_dict(), "day": day, "seconds_in_day": (end - start).total_seconds()}
             )
             day += DAY
-    columns = [*found.columns, "day", "seconds_in_day"]
-    return pd.DataFrame(pieces, columns=columns)
+    if not pieces:
+        return found.iloc[0:0].assign(
+            day=pd.Series(dtype="datetime64[us, UTC]"), seconds_in_day=pd.Series(dtype="float64")
+        )
+    return pd.DataFrame(pieces)
 
 
 def daily_availability(

@@ -76,6 +76,12 @@ class ParquetStore:
             raise StorageError(f"cannot write to the storage root {self.url!r}: {exc}") from exc
         return final
 
+    def replace_day(self, name: str, table: pa.Table, day: date) -> str:
+        """Write `table` as the one file of `name` for `day`, replacing any earlier build."""
+        return self._write_file(
+            f"{self.root}/{name}/date={day.isoformat()}", "part-0.parquet", table
+        )
+
     def run_files(self, run_id: str) -> list[str]:
         """Every file of a run, in any table and day."""
         check_run_id(run_id)
@@ -124,9 +130,10 @@ class ParquetStore:
         start: date | None = None,
         end: date | None = None,
         columns: list[str] | None = None,
+        schema: pa.Schema | None = None,
     ) -> pa.Table:
-        """Rows of `name` for UTC days in [start, end], in the table's current schema."""
-        schema = TABLES[name]
+        """Rows of `name` for UTC days in [start, end], in its schema (default: `TABLES`)."""
+        schema = schema or TABLES[name]
         files = self.files(name, start, end)
         if not files:
             return schema.empty_table().select(columns or schema.names)
@@ -139,9 +146,10 @@ class ParquetStore:
         start: date | str | None = None,
         end: date | str | None = None,
         columns: list[str] | None = None,
+        schema: pa.Schema | None = None,
     ) -> pd.DataFrame:
         """Rows of `name` for UTC days in [start, end] as pandas, reading only those days."""
-        table = self.read_arrow(name, _day(start), _day(end), columns)
+        table = self.read_arrow(name, _day(start), _day(end), columns, schema)
         return table.to_pandas(types_mapper=_PANDAS_TYPES.get)
 
     def last_observations(

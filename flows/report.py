@@ -1,0 +1,115 @@
+"""The `daily-report` flow: Parquet history → daily availability and quality report tables."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta
+from typing import Annotated, Any
+
+import pandas as pd
+from prefect import flow, get_run_logger
+from pydantic import Field
+
+from reports.availability import check_pass_rates, daily_availability, incident_days, incidents
+from reports.quality import daily_quality, transitions
+from reports.rollup import fleet_rollup, latest_attributes
+from reports.schemas import to_arrow
+from reports.timeline import Policy, intervals, observations
+from tasks.storage import ParquetStore
+
+POLL_COLUMNS = [
+    "config_id",
+    "polled_at",
+    "checked_at",
+    "outcome",
+    "status",
+    "quality_rating",
+    "can_send_message",
+    "phone_status",
+]
+CHECK_COLUMNS = ["config_id", "polled_at", "checked_at", "check_name", "passed"]
+
+
+def report_days(day: date | None, to: date | None) -> list[date]:
+    """[day, to] inclusive; by default yesterday (UTC)."""
+    first = day or (datetime.now(UTC) - timedelta(days=1)).date()
+    last = to or first
+    if last < first:
+        raise ValueError(f"the range ends ({last}) before it starts ({first})")
+    return [first + timedelta(days=n) for n in range((last - first).days + 1)]
+
+
+def build_reports(
+    polls: pd.DataFrame,
+    checks: pd.DataFrame,
+    numbers: pd.DataFrame,
+    days: list[date],
+    policy: Policy,
+) -> dict[str, pd.DataFrame]:
+    """Every report table for `days`, from the polls of those days and one day either side."""
+    stamps = [pd.Timestamp(d, tz="UTC") for d in days]
+    obs = observations(polls, policy)
+    pieces = intervals(obs, policy)
+    availability = daily_availability(obs, pieces, stamps, policy)
+    quality = daily_quality(obs, pieces, stamps)
+    found = incident_days(incidents(obs, policy))
+    changes = pd.concat(
+        [transitions(obs, "quality_rating"), transitions(obs, "phone_status")], ignore_index=True
+    )
+    attributes = latest_attributes(numbers)
+    tables = {
+        "availability_daily": availability,
+        "quality_daily": quality,
+        "incidents": found,
+        "quality_transitions": changes,
+        "check_pass_rates": check_pass_rates(checks, stamps),
+        "fleet_daily": fleet_rollup(availability, quality),
+        "customer_daily": fleet_rollup(availability, quality, attributes, "customer_id"),
+        "waba_daily": fleet_rollup(availability, quality, attributes, "business_account_id"),
+    }
+    return {
+        name: frame[frame["day"].isin(stamps)].reset_index(drop=True)
+        for name, frame in tables.items()
+    }
+
+
+@flow(name="daily-report", log_prints=False)
+def daily_report(
+    day: date | None = None,
+    to: date | None = None,
+    storage: str = "./data",
+    max_gap_minutes: Annotated[int, Field(ge=1, le=1440)] = 30,
+    degraded_counts_as_up: bool = True,
+) -> dict[str, Any]:
+    """Build the report tables for a day (default: yesterday, UTC) or a range of days and
+    write them under `<storage>/reports/<table>/date=YYYY-MM-DD/`, replacing earlier builds."""
+    logger = get_run_logger()
+    days = report_days(day, to)
+    store = ParquetStore(storage)
+    margin = timedelta(days=1)  # observations just before or after the range hold into it
+    polls = store.read("polls", days[0] - margin, days[-1] + margin, columns=POLL_COLUMNS)
+    checks = store.read("checks", days[0], days[-1], columns=CHECK_COLUMNS)
+    numbers = store.read("numbers", None, days[-1])
+    policy = Policy(
+        max_gap=timedelta(minutes=max_gap_minutes), degraded_counts_as_up=degraded_counts_as_up
+    )
+    tables = build_reports(polls, checks, numbers, days, policy)
+    for name, frame in tables.items():
+        for day_ in days:
+            rows = frame[frame["day"] == pd.Timestamp(day_, tz="UTC")]
+            store.replace_day(f"reports/{name}", to_arrow(name, rows), day_)
+    fleet = tables["fleet_daily"]
+    logger.info(
+        "Reported %d days, %d numbers: %s",
+        len(days),
+        polls["config_id"].nunique(),
+        ", ".join(
+            f"{d:%Y-%m-%d} availability {a:.1%}"
+            for d, a in zip(fleet["day"], fleet["mean_availability_time"], strict=True)
+            if pd.notna(a)
+        ),
+    )
+    return {
+        "days": [d.isoformat() for d in days],
+        "storage": storage,
+        "fleet": fleet.assign(day=fleet["day"].dt.strftime("%Y-%m-%d")).to_dict("records"),
+    }

@@ -1,0 +1,141 @@
+"""The daily-report flow and command on a two-day history written through the store."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from flows.report import daily_report
+from reports.schemas import REPORT_SCHEMAS
+from simulator.fleet import Fleet
+from tasks.flatten import flatten_numbers, flatten_polls
+from tasks.poll import Outcome, PollResult
+from tasks.storage import ParquetStore
+
+pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("prefect_server")]
+DAY = date(2026, 3, 1)
+
+
+def write_history(root: Path, numbers: int = 20) -> ParquetStore:
+    """Two days plus the evening before, every 15 minutes; every 7th poll of a number fails."""
+    store, fleet = ParquetStore(str(root)), Fleet(numbers, seed=8)
+    listed = [n for n in fleet.numbers if n.profile != "deleted"]
+    items = fleet.list_page("legacy", 1, 100)["data"]
+    start = datetime(2026, 2, 28, 22, tzinfo=UTC)
+    store.write("numbers", flatten_numbers(items, "legacy", "list", start), "list", "numbers")
+    for step in range(50 * 4):
+        at = start + timedelta(minutes=15 * step)
+        results = [
+            PollResult(n.config_id, at, Outcome.TIMEOUT, attempts=4)
+            if (step + i) % 7 == 0
+            else PollResult(
+                n.config_id, at, Outcome.OK, 200, 1, 1.0, fleet.health(n, "legacy", at.timestamp())
+            )
+            for i, n in enumerate(listed)
+        ]
+        for name, table in flatten_polls(results, f"run{step}").tables().items():
+            store.write(name, table, f"run{step}", "c0")
+    return store
+
+
+def expected_counts(store: ParquetStore, day: date) -> pd.DataFrame:
+    """Counted independently from the raw polls, as the README defines them."""
+    polls = store.read("polls", day - timedelta(days=1), day + timedelta(days=1))
+    at = polls["checked_at"].fillna(polls["polled_at"])
+    polls = polls.assign(day=at.dt.date)
+    polls = polls[polls["day"] == day]
+    ok = polls[polls["outcome"] == "ok"].drop_duplicates(["config_id", "checked_at"])
+    counts = ok.groupby(["config_id", "status"]).size().unstack(fill_value=0)
+    failed = polls[polls["outcome"] != "ok"].groupby("config_id").size()
+    unknown = counts.get("error", 0) + failed.reindex(counts.index, fill_value=0)
+    return pd.DataFrame(
+        {
+            "polls_up": counts.get("healthy", 0),
+            "polls_down": counts.get("unhealthy", 0),
+            "polls_degraded": counts.get("degraded", 0),
+            "polls_unknown": unknown,
+        }
+    ).astype("int64")
+
+
+def test_report_counts_match_an_independent_count_and_rebuilds_replace(tmp_path: Path) -> None:
+    store = write_history(tmp_path)
+    summary = daily_report(day=DAY, to=DAY + timedelta(days=1), storage=str(tmp_path))
+    schema = REPORT_SCHEMAS["availability_daily"]
+    availability = store.read("reports/availability_daily", DAY, DAY, schema=schema)
+    got = availability.set_index("config_id")[list(expected_counts(store, DAY).columns)]
+    pd.testing.assert_frame_equal(
+        got.sort_index().astype("int64"),
+        expected_counts(store, DAY).sort_index(),
+        check_names=False,
+    )
+    assert availability["coverage"].between(0, 1).all()
+    # a known observation holds until the next poll 15 min later, give or take Kapso's 3-minute
+    # cache offset of `checked_at` (12 to 18 min), plus a slot at either edge of the day
+    known = availability[["polls_up", "polls_down", "polls_degraded"]].sum(axis=1)
+    seconds = availability["coverage"] * 86400
+    assert ((seconds >= known * 720 - 1800) & (seconds <= known * 1080 + 1800)).all()
+    assert [row["day"] for row in summary["fleet"]] == ["2026-03-01", "2026-03-02"]
+    before = {
+        p: len(store.read(p, DAY, DAY + timedelta(days=1), schema=REPORT_SCHEMAS[p[8:]]))
+        for p in (
+            "reports/availability_daily",
+            "reports/quality_daily",
+            "reports/incidents",
+            "reports/fleet_daily",
+        )
+    }
+    daily_report(day=DAY, to=DAY + timedelta(days=1), storage=str(tmp_path))
+    after = {
+        p: len(store.read(p, DAY, DAY + timedelta(days=1), schema=REPORT_SCHEMAS[p[8:]]))
+        for p in before
+    }
+    assert before == after and before["reports/fleet_daily"] == 2
+
+
+def test_per_customer_rollup_uses_the_numbers_table(tmp_path: Path) -> None:
+    store = write_history(tmp_path, numbers=30)
+    daily_report(day=DAY, storage=str(tmp_path))
+    customers = store.read(
+        "reports/customer_daily", DAY, DAY, schema=REPORT_SCHEMAS["customer_daily"]
+    )
+    listed = store.read("numbers")
+    expected = listed["customer_id"].fillna("(unknown)").value_counts().sort_index()
+    got = customers.set_index("customer_id")["numbers"].sort_index()
+    assert got.to_dict() == expected.to_dict()
+
+
+def test_a_day_without_data_gives_empty_tables_not_an_error(tmp_path: Path) -> None:
+    summary = daily_report(day=DAY, storage=str(tmp_path / "empty"))
+    assert summary["fleet"] == []
+
+
+def test_report_command_prints_the_fleet_table(tmp_path: Path) -> None:
+    write_history(tmp_path / "data", numbers=5)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
+    env["PREFECT_HOME"] = str(tmp_path / ".prefect")
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "flows.cli",
+            "report",
+            "--day",
+            "2026-03-01",
+            "--storage",
+            str(tmp_path / "data"),
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "2026-03-01" in done.stdout and "Report tables:" in done.stdout
+    assert "ERROR" not in done.stdout + done.stderr
