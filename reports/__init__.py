@@ -1,1 +1,1 @@
-"""Report computations over the Parquet history (daily availability and quality: issue #3)."""
+"""Pure report computations over the Parquet history: availability, quality, roll-ups."""
