@@ -253,6 +253,7 @@ def _report(args: argparse.Namespace) -> int:
         f"Report tables: {args.storage}/reports/ (availability_daily, quality_daily, incidents, "
         "quality_transitions, check_pass_rates, fleet_daily, customer_daily, waba_daily)"
     )
+    print(f"Report page (open it in a browser): {summary['page']}")
     return 0
 
 

@@ -3,18 +3,25 @@
 from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 from typing import Annotated, Any
 
 import pandas as pd
 from prefect import flow, get_run_logger
+from prefect.artifacts import (
+    create_link_artifact,
+    create_markdown_artifact,
+    create_table_artifact,
+)
 from pydantic import Field
 
 from reports.availability import check_pass_rates, daily_availability, incident_days, incidents
+from reports.html import render_report
 from reports.quality import daily_quality, transitions
 from reports.rollup import fleet_rollup, latest_attributes
 from reports.schemas import to_arrow
 from reports.timeline import Policy, intervals, observations
-from tasks.storage import ParquetStore
+from tasks.storage import ParquetStore, write_text
 
 POLL_COLUMNS = [
     "config_id",
@@ -79,9 +86,11 @@ def daily_report(
     storage: str = "./data",
     max_gap_minutes: Annotated[int, Field(ge=1, le=1440)] = 30,
     degraded_counts_as_up: bool = True,
+    out: str | None = None,
 ) -> dict[str, Any]:
     """Build the report tables for a day (default: yesterday, UTC) or a range of days and
-    write them under `<storage>/reports/<table>/date=YYYY-MM-DD/`, replacing earlier builds."""
+    write them under `<storage>/reports/<table>/date=YYYY-MM-DD/`, replacing earlier builds,
+    plus a self-contained HTML page in `out` (default `<storage>/reports/html`)."""
     logger = get_run_logger()
     days = report_days(day, to)
     store = ParquetStore(storage)
@@ -97,7 +106,10 @@ def daily_report(
         for day_ in days:
             rows = frame[frame["day"] == pd.Timestamp(day_, tz="UTC")]
             store.replace_day(f"reports/{name}", to_arrow(name, rows), day_)
+    page = _write_page(tables, days, out or f"{storage.rstrip('/')}/reports/html")
+    _publish(tables, days, page)
     fleet = tables["fleet_daily"]
+    logger.info("Report page: %s", page)
     logger.info(
         "Reported %d days, %d numbers: %s",
         len(days),
@@ -111,5 +123,61 @@ def daily_report(
     return {
         "days": [d.isoformat() for d in days],
         "storage": storage,
+        "page": page,
         "fleet": fleet.assign(day=fleet["day"].dt.strftime("%Y-%m-%d")).to_dict("records"),
     }
+
+
+def _write_page(tables: dict[str, pd.DataFrame], days: list[date], out: str) -> str:
+    span = f"{days[0]}" if len(days) == 1 else f"{days[0]}_to_{days[-1]}"
+    title = f"Kapso health report, {span.replace('_to_', ' to ')} (UTC)"
+    return write_text(f"{out.rstrip('/')}/kapso-health-{span}.html", render_report(title, tables))
+
+
+def _publish(tables: dict[str, pd.DataFrame], days: list[date], page: str) -> None:
+    """Artifacts under fixed keys, so each day's report is a new version of the same three."""
+    fleet = tables["fleet_daily"]
+    lines = [
+        "| day | numbers polled | mean availability | mean coverage | numbers with "
+        "incidents | downgrades |",
+        "|---|---|---|---|---|---|",
+    ]
+    lines += [
+        f"| {r.day:%Y-%m-%d} | {r.numbers_polled} | {_share(r.mean_availability_time)} | "
+        f"{_share(r.mean_coverage)} | {r.numbers_with_incidents} | {r.downgrades} |"
+        for r in fleet.itertuples()
+    ]
+    create_markdown_artifact(
+        "# Kapso health, daily report\n\n" + "\n".join(lines),
+        key="daily-report-summary",
+        description=f"Fleet figures for {days[0]} to {days[-1]}",
+    )
+    availability = tables["availability_daily"]
+    worst = availability.sort_values(
+        ["availability_time", "downtime_seconds"], ascending=[True, False], na_position="last"
+    ).head(20)
+    rows = [
+        {
+            "day": f"{r.day:%Y-%m-%d}",
+            "number": r.config_id,
+            "availability": _share(r.availability_time),
+            "coverage": _share(r.coverage),
+            "incidents": int(r.incidents),
+            "downtime_minutes": round(r.downtime_seconds / 60, 1),
+        }
+        for r in worst.itertuples()
+    ]
+    create_table_artifact(
+        rows, key="daily-report-worst-numbers", description="Lowest time-weighted availability"
+    )
+    link = page if "://" in page else Path(page).resolve().as_uri()
+    create_link_artifact(
+        link,
+        link_text="Open the report page",
+        key="daily-report-page",
+        description="Self-contained HTML: open it in any browser",
+    )
+
+
+def _share(value: float) -> str:
+    return "—" if pd.isna(value) else f"{value:.1%}"

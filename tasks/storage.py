@@ -197,6 +197,21 @@ async def append_tables(
     return await asyncio.to_thread(write_all)
 
 
+def write_text(url: str, text: str) -> str:
+    """Write a text file (a report page) at a local path or fsspec URL, atomically."""
+    fs, path = fsspec.core.url_to_fs(url)
+    directory, name = path.rsplit("/", 1)
+    temporary = f"{directory}/.{name}.{uuid.uuid4().hex}.tmp"
+    try:
+        fs.makedirs(directory, exist_ok=True)
+        with fs.open(temporary, "w", encoding="utf-8") as handle:
+            handle.write(text)
+        fs.mv(temporary, path)
+    except OSError as exc:
+        raise StorageError(f"cannot write {url!r}: {exc}") from exc
+    return path
+
+
 def check_run_id(run_id: str) -> str:
     if not RUN_ID.match(run_id):
         raise ValueError(f"run id must be letters, digits, '.', '_' or '-': {run_id!r}")

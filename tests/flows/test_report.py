@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
 import os
 import subprocess
 import sys
@@ -10,6 +12,8 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from prefect.client.orchestration import get_client
+from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
 
 from flows.report import daily_report
 from reports.schemas import REPORT_SCHEMAS
@@ -99,6 +103,38 @@ def test_report_counts_match_an_independent_count_and_rebuilds_replace(tmp_path:
     assert before == after and before["reports/fleet_daily"] == 2
 
 
+async def read_artifacts(flow_run_id) -> dict:
+    async with get_client() as client:
+        found = await client.read_artifacts(
+            artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[flow_run_id]))
+        )
+    return {a.key: a for a in found}
+
+
+def test_report_writes_a_page_and_three_keyed_artifacts(tmp_path: Path) -> None:
+    write_history(tmp_path, numbers=8)
+    state = daily_report(day=DAY, storage=str(tmp_path), return_state=True)
+    summary = state.result()
+    page = Path(summary["page"])
+    assert page == tmp_path / "reports" / "html" / "kapso-health-2026-03-01.html"
+    html = page.read_text()
+    assert html.count("class=cell") == 2 * 8 and "<script" not in html
+    artifacts = asyncio.run(read_artifacts(state.state_details.flow_run_id))
+    assert set(artifacts) == {
+        "daily-report-summary",
+        "daily-report-worst-numbers",
+        "daily-report-page",
+    }
+    assert "| 2026-03-01 |" in artifacts["daily-report-summary"].data
+    assert page.as_uri() in artifacts["daily-report-page"].data
+    worst = json.loads(artifacts["daily-report-worst-numbers"].data)
+    availability = ParquetStore(str(tmp_path)).read(
+        "reports/availability_daily", DAY, DAY, schema=REPORT_SCHEMAS["availability_daily"]
+    )
+    lowest = availability.sort_values("availability_time").iloc[0]
+    assert worst[0]["number"] == lowest["config_id"]
+
+
 def test_per_customer_rollup_uses_the_numbers_table(tmp_path: Path) -> None:
     store = write_history(tmp_path, numbers=30)
     daily_report(day=DAY, storage=str(tmp_path))
@@ -138,4 +174,6 @@ def test_report_command_prints_the_fleet_table(tmp_path: Path) -> None:
     )
     assert done.returncode == 0, done.stdout + done.stderr
     assert "2026-03-01" in done.stdout and "Report tables:" in done.stdout
+    assert (tmp_path / "data" / "reports" / "html" / "kapso-health-2026-03-01.html").exists()
+    assert "kapso-health-2026-03-01.html" in done.stdout
     assert "ERROR" not in done.stdout + done.stderr
