@@ -15,7 +15,7 @@ RATING_COLOURS = {
 }
 EMPTY = "#eceff3"
 WORST_ROWS = 20
-CELL, LABEL = 14, 180
+CELL, LABEL = 14, 250
 
 STYLE = """
 body{font:14px/1.45 system-ui,sans-serif;margin:2rem;color:#1d2430;max-width:1200px}
@@ -75,7 +75,7 @@ def _figures(fleet: pd.DataFrame, availability: pd.DataFrame) -> str:
         ("numbers", f"{numbers:,}"),
         ("mean availability", _percent(mean)),
         ("mean coverage", _percent(coverage)),
-        ("numbers with incidents", f"{int((availability['incidents'] > 0).sum()):,} number-days"),
+        ("number-days with incidents", f"{int((availability['incidents'] > 0).sum()):,}"),
         ("downtime", f"{availability['downtime_seconds'].sum() / 3600:,.1f} h"),
         ("quality downgrades", f"{int(fleet['downgrades'].sum()):,}"),
     ]
