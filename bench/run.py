@@ -59,8 +59,12 @@ SEQUENTIAL_SAMPLE = 60
 
 
 def _sweep_config(numbers: int = SWEEP_NUMBERS) -> SimulatorConfig:
-    return SimulatorConfig(numbers=numbers, rate_per_second=SWEEP_RPS,
-                           rate_per_minute=SWEEP_RPM, latency_ms=SWEEP_LATENCY)
+    return SimulatorConfig(
+        numbers=numbers,
+        rate_per_second=SWEEP_RPS,
+        rate_per_minute=SWEEP_RPM,
+        latency_ms=SWEEP_LATENCY,
+    )
 
 
 def budget_floor(n: int, per_second: int, per_minute: int) -> float:
@@ -77,15 +81,23 @@ def budget_floor(n: int, per_second: int, per_minute: int) -> float:
 
 
 async def _ours(base_url: str, ids: list[str]) -> tuple[float, Counter, int, int]:
-    settings = ConnectionSettings(api_key=ApiKey(KEY), base_url=base_url,
-                                  rate_per_second=SWEEP_RPS, rate_per_minute=SWEEP_RPM,
-                                  max_in_flight=100)
+    settings = ConnectionSettings(
+        api_key=ApiKey(KEY),
+        base_url=base_url,
+        rate_per_second=SWEEP_RPS,
+        rate_per_minute=SWEEP_RPM,
+        max_in_flight=100,
+    )
     started = time.perf_counter()
     async with KapsoClient(settings) as client:
         results = await poll_numbers(client, ids)
         requests, throttled = client.limiter.requests, client.limiter.throttled
-    return time.perf_counter() - started, Counter(r.outcome.value for r in results), requests, \
-        throttled
+    return (
+        time.perf_counter() - started,
+        Counter(r.outcome.value for r in results),
+        requests,
+        throttled,
+    )
 
 
 async def _sequential(base_url: str, ids: list[str]) -> tuple[float, Counter]:
@@ -102,8 +114,10 @@ async def _sequential(base_url: str, ids: list[str]) -> tuple[float, Counter]:
 async def _gather(base_url: str, ids: list[str]) -> tuple[float, Counter]:
     """Everything at once with asyncio.gather: no limiter, no retries."""
     started = time.perf_counter()
-    async with aiohttp.ClientSession(headers={"X-API-Key": KEY},
-                                     connector=aiohttp.TCPConnector(limit=0)) as session:
+    async with aiohttp.ClientSession(
+        headers={"X-API-Key": KEY}, connector=aiohttp.TCPConnector(limit=0)
+    ) as session:
+
         async def one(number: str) -> int:
             async with session.get(f"{base_url}/whatsapp_configs/{number}/health") as response:
                 await response.read()
@@ -122,36 +136,63 @@ def bench_sweep() -> list[Row]:
     lost = len(ids) - sum(outcomes.values())
     share = throttled / requests if requests else 0.0
     rows += [
-        Row("sweep", f"kapso-health: {len(ids)} numbers at {SWEEP_RPS}/s, {SWEEP_RPM}/min",
+        Row(
+            "sweep",
+            f"kapso-health: {len(ids)} numbers at {SWEEP_RPS}/s, {SWEEP_RPM}/min",
             f"{seconds:.1f} s = {seconds / floor:.3f} x floor ({floor:.1f} s = N / rate)",
-            "<= 1.05 x floor", _verdict(seconds / floor <= 1.05)),
-        Row("sweep", "kapso-health: requests answered 429",
-            f"{throttled} of {requests} ({share:.2%})", "< 1%", _verdict(share < 0.01)),
-        Row("sweep", "kapso-health: numbers without a row / not ok",
-            f"{lost} / {len(ids) - outcomes['ok']} ({dict(outcomes)})", "0 lost",
-            _verdict(lost == 0)),
+            "<= 1.05 x floor",
+            _verdict(seconds / floor <= 1.05),
+        ),
+        Row(
+            "sweep",
+            "kapso-health: requests answered 429",
+            f"{throttled} of {requests} ({share:.2%})",
+            "< 1%",
+            _verdict(share < 0.01),
+        ),
+        Row(
+            "sweep",
+            "kapso-health: numbers without a row / not ok",
+            f"{lost} / {len(ids) - outcomes['ok']} ({dict(outcomes)})",
+            "0 lost",
+            _verdict(lost == 0),
+        ),
     ]
     long_ids = _ids(LONG_SWEEP_NUMBERS)
     with running_simulator(_sweep_config(LONG_SWEEP_NUMBERS)) as sim:
         seconds, outcomes, requests, throttled = asyncio.run(_ours(sim.base_url(), long_ids))
     schedule = budget_floor(len(long_ids), SWEEP_RPS, SWEEP_RPM) + SWEEP_LATENCY[1] / 1000
-    rows.append(Row(
-        "sweep", f"kapso-health: {len(long_ids)} numbers (the minute budget binds)",
-        f"{seconds:.1f} s = {seconds / schedule:.3f} x budget floor ({schedule:.1f} s: last "
-        f"send the windows allow + max latency); 429: {throttled} of {requests}; "
-        f"outcomes {dict(outcomes)}",
-        "<= 1.05 x floor (extra row)", _verdict(seconds / schedule <= 1.05)))
+    rows.append(
+        Row(
+            "sweep",
+            f"kapso-health: {len(long_ids)} numbers (the minute budget binds)",
+            f"{seconds:.1f} s = {seconds / schedule:.3f} x budget floor ({schedule:.1f} s: last "
+            f"send the windows allow + max latency); 429: {throttled} of {requests}; "
+            f"outcomes {dict(outcomes)}",
+            "<= 1.05 x floor (extra row)",
+            _verdict(seconds / schedule <= 1.05),
+        )
+    )
     with running_simulator(_sweep_config()) as sim:
         seconds, codes = asyncio.run(_sequential(sim.base_url(), ids[:SEQUENTIAL_SAMPLE]))
     projected = seconds / SEQUENTIAL_SAMPLE * len(ids)
-    rows.append(Row("sweep", f"baseline sequential loop (measured on {SEQUENTIAL_SAMPLE}, "
-                             f"projected to {len(ids)})",
-                    f"{projected:.0f} s = {projected / floor:.1f} x floor; codes {dict(codes)}"))
+    rows.append(
+        Row(
+            "sweep",
+            f"baseline sequential loop (measured on {SEQUENTIAL_SAMPLE}, projected to {len(ids)})",
+            f"{projected:.0f} s = {projected / floor:.1f} x floor; codes {dict(codes)}",
+        )
+    )
     with running_simulator(_sweep_config()) as sim:
         seconds, codes = asyncio.run(_gather(sim.base_url(), ids))
-    rows.append(Row("sweep", "baseline unlimited asyncio.gather (no retries)",
-                    f"{seconds:.1f} s; {codes.get(429, 0)} of {len(ids)} answered 429 "
-                    f"= {codes.get(429, 0)} numbers lost; codes {dict(codes)}"))
+    rows.append(
+        Row(
+            "sweep",
+            "baseline unlimited asyncio.gather (no retries)",
+            f"{seconds:.1f} s; {codes.get(429, 0)} of {len(ids)} answered 429 "
+            f"= {codes.get(429, 0)} numbers lost; codes {dict(codes)}",
+        )
+    )
     return rows
 
 
@@ -166,6 +207,7 @@ async def _raw(base_url: str, ids: list[str]) -> float:
     connector = aiohttp.TCPConnector(limit=FLOW_IN_FLIGHT)
     started = time.perf_counter()
     async with aiohttp.ClientSession(headers={"X-API-Key": KEY}, connector=connector) as session:
+
         async def one(number: str) -> None:
             async with limit, session.get(f"{base_url}/whatsapp_configs/{number}/health") as r:
                 await r.read()
@@ -179,9 +221,17 @@ def _flow_seconds(base_url: str, storage: str) -> tuple[float, dict]:
 
     os.environ["KAPSO_API_KEY"] = KEY
     started = time.perf_counter()
-    summary = asyncio.run(collect_health(
-        base_url=base_url, storage=storage, rate_per_second=0, rate_per_minute=0,
-        max_in_flight=FLOW_IN_FLIGHT, chunk_size=1000, ids=_ids(FLOW_NUMBERS)))
+    summary = asyncio.run(
+        collect_health(
+            base_url=base_url,
+            storage=storage,
+            rate_per_second=0,
+            rate_per_minute=0,
+            max_in_flight=FLOW_IN_FLIGHT,
+            chunk_size=1000,
+            ids=_ids(FLOW_NUMBERS),
+        )
+    )
     return time.perf_counter() - started, summary
 
 
@@ -189,21 +239,33 @@ def bench_unthrottled() -> list[Row]:
     from prefect.testing.utilities import prefect_test_harness
 
     ids = _ids(FLOW_NUMBERS)
-    config = SimulatorConfig(numbers=FLOW_NUMBERS, rate_per_second=None, rate_per_minute=None,
-                             latency_ms=FLOW_LATENCY)
-    with running_simulator(config) as sim, prefect_test_harness(server_startup_timeout=180), \
-            tempfile.TemporaryDirectory() as storage:
+    config = SimulatorConfig(
+        numbers=FLOW_NUMBERS, rate_per_second=None, rate_per_minute=None, latency_ms=FLOW_LATENCY
+    )
+    with (
+        running_simulator(config) as sim,
+        prefect_test_harness(server_startup_timeout=180),
+        tempfile.TemporaryDirectory() as storage,
+    ):
         _flow_seconds(sim.base_url(), storage + "/warm-up")  # the server's first flow run
         raw = asyncio.run(_raw(sim.base_url(), ids))
         ours, summary = _flow_seconds(sim.base_url(), storage + "/measured")
     ratio = raw / ours
     rate = len(ids) / ours
     return [
-        Row("unthrottled", f"baseline raw aiohttp client, {len(ids)} numbers, 50 ms latency, "
-                           f"{FLOW_IN_FLIGHT} in flight", f"{len(ids) / raw:,.0f} numbers/s"),
-        Row("unthrottled", "kapso-health whole flow (fetch + flatten + write), warm server",
+        Row(
+            "unthrottled",
+            f"baseline raw aiohttp client, {len(ids)} numbers, 50 ms latency, "
+            f"{FLOW_IN_FLIGHT} in flight",
+            f"{len(ids) / raw:,.0f} numbers/s",
+        ),
+        Row(
+            "unthrottled",
+            "kapso-health whole flow (fetch + flatten + write), warm server",
             f"{rate:,.0f} numbers/s = {ratio:.2f} x raw; outcomes {summary['outcomes']}",
-            ">= 0.8 x raw and >= 1,000/s", _verdict(ratio >= 0.8 and rate >= 1000)),
+            ">= 0.8 x raw and >= 1,000/s",
+            _verdict(ratio >= 0.8 and rate >= 1000),
+        ),
     ]
 
 
@@ -222,14 +284,23 @@ def bench_flatten() -> list[Row]:
     rng = random.Random(4)
     start = datetime(2026, 3, 1, tzinfo=UTC).timestamp()
     listed = [n for n in fleet.numbers if n.profile != "deleted"]
-    bodies = [fleet.health(rng.choice(listed), rng.choice(("legacy", "platform")),
-                           start + rng.randrange(30 * 86400)) for _ in range(FLATTEN_BODIES)]
+    bodies = [
+        fleet.health(
+            rng.choice(listed),
+            rng.choice(("legacy", "platform")),
+            start + rng.randrange(30 * 86400),
+        )
+        for _ in range(FLATTEN_BODIES)
+    ]
     now = datetime.now(UTC)
     results = [PollResult(str(i), now, Outcome.OK, 200, 1, 1.0, b) for i, b in enumerate(bodies)]
     ours = _best_of(3, lambda: flatten_polls(results, "bench"))
     entities_path = ["checks", "messaging_health", "details", "entities"]
-    with_entities = [b for b in bodies if isinstance(
-        ((b.get("checks") or {}).get("messaging_health") or {}).get("details"), dict)]
+    with_entities = [
+        b
+        for b in bodies
+        if isinstance(((b.get("checks") or {}).get("messaging_health") or {}).get("details"), dict)
+    ]
 
     def normalize() -> None:
         pd.json_normalize(bodies)
@@ -238,12 +309,19 @@ def bench_flatten() -> list[Row]:
     baseline = _best_of(3, normalize)
     ratio = baseline / ours
     return [
-        Row("flatten", f"baseline pandas.json_normalize (wide + entity records), "
-                       f"{len(bodies):,} simulator bodies",
-            f"{len(bodies) / baseline:,.0f} bodies/s"),
-        Row("flatten", "kapso-health flatten_polls (polls + checks + entities + raw tables)",
-            f"{len(bodies) / ours:,.0f} bodies/s = {ratio:.1f} x json_normalize", ">= 10 x",
-            _verdict(ratio >= 10)),
+        Row(
+            "flatten",
+            f"baseline pandas.json_normalize (wide + entity records), "
+            f"{len(bodies):,} simulator bodies",
+            f"{len(bodies) / baseline:,.0f} bodies/s",
+        ),
+        Row(
+            "flatten",
+            "kapso-health flatten_polls (polls + checks + entities + raw tables)",
+            f"{len(bodies) / ours:,.0f} bodies/s = {ratio:.1f} x json_normalize",
+            ">= 10 x",
+            _verdict(ratio >= 10),
+        ),
     ]
 
 
@@ -275,14 +353,14 @@ def render(rows: list[Row], command: str) -> str:
         "| section | measure | result | target | verdict |",
         "|---|---|---|---|---|",
     ]
-    lines += [f"| {r.section} | {r.measure} | {r.value} | {r.target} | {r.verdict} |"
-              for r in rows]
+    lines += [f"| {r.section} | {r.measure} | {r.value} | {r.target} | {r.verdict} |" for r in rows]
     return "\n".join(lines) + "\n"
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--only", choices=sorted(SECTIONS), action="append")
     parser.add_argument("--no-write", action="store_true", help="print only, keep BENCHMARKS.md")
     args = parser.parse_args()

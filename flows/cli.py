@@ -258,9 +258,10 @@ def _report(args: argparse.Namespace) -> int:
 
 
 def _cell(value: object) -> str:
-    if isinstance(value, float):
-        return "—" if value != value else f"{value:.1%}" if value <= 1 else f"{value:,.0f}"
-    return str(value)
+    """The fleet table's floats are all fractions."""
+    from reports.html import percent_text
+
+    return percent_text(value) if isinstance(value, float) else str(value)
 
 
 def _simulate(args: argparse.Namespace) -> int:

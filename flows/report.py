@@ -15,8 +15,14 @@ from prefect.artifacts import (
 )
 from pydantic import Field
 
-from reports.availability import check_pass_rates, daily_availability, incident_days, incidents
-from reports.html import render_report
+from reports.availability import (
+    check_pass_rates,
+    daily_availability,
+    incident_days,
+    incidents,
+    worst_numbers,
+)
+from reports.html import percent_text, render_report
 from reports.quality import daily_quality, transitions
 from reports.rollup import fleet_rollup, latest_attributes
 from reports.schemas import to_arrow
@@ -143,8 +149,8 @@ def _publish(tables: dict[str, pd.DataFrame], days: list[date], page: str) -> No
         "|---|---|---|---|---|---|",
     ]
     lines += [
-        f"| {r.day:%Y-%m-%d} | {r.numbers_polled} | {_share(r.mean_availability_time)} | "
-        f"{_share(r.mean_coverage)} | {r.numbers_with_incidents} | {r.downgrades} |"
+        f"| {r.day:%Y-%m-%d} | {r.numbers_polled} | {percent_text(r.mean_availability_time)} | "
+        f"{percent_text(r.mean_coverage)} | {r.numbers_with_incidents} | {r.downgrades} |"
         for r in fleet.itertuples()
     ]
     create_markdown_artifact(
@@ -152,20 +158,15 @@ def _publish(tables: dict[str, pd.DataFrame], days: list[date], page: str) -> No
         key="daily-report-summary",
         description=f"Fleet figures for {days[0]} to {days[-1]}",
     )
-    availability = tables["availability_daily"]
-    worst = availability.sort_values(
-        ["availability_time", "downtime_seconds"], ascending=[True, False], na_position="last"
-    ).head(20)
     rows = [
         {
-            "day": f"{r.day:%Y-%m-%d}",
             "number": r.config_id,
-            "availability": _share(r.availability_time),
-            "coverage": _share(r.coverage),
+            "availability": percent_text(r.availability_time),
+            "coverage": percent_text(r.coverage),
             "incidents": int(r.incidents),
-            "downtime_minutes": round(r.downtime_seconds / 60, 1),
+            "downtime_hours": round(r.downtime_hours, 2),
         }
-        for r in worst.itertuples()
+        for r in worst_numbers(tables["availability_daily"]).itertuples()
     ]
     create_table_artifact(
         rows, key="daily-report-worst-numbers", description="Lowest time-weighted availability"
@@ -177,7 +178,3 @@ def _publish(tables: dict[str, pd.DataFrame], days: list[date], page: str) -> No
         key="daily-report-page",
         description="Self-contained HTML: open it in any browser",
     )
-
-
-def _share(value: float) -> str:
-    return "—" if pd.isna(value) else f"{value:.1%}"

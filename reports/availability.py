@@ -112,6 +112,22 @@ def daily_availability(
     return table.reset_index()
 
 
+def worst_numbers(availability: pd.DataFrame, limit: int = 20) -> pd.DataFrame:
+    """Numbers ranked worst first over the days given: lowest mean time-weighted availability,
+    then most downtime (unknown availability last)."""
+    per_number = availability.groupby("config_id").agg(
+        availability_time=("availability_time", "mean"),
+        coverage=("coverage", "mean"),
+        incidents=("incidents", "sum"),
+        downtime_hours=("downtime_seconds", "sum"),
+    )
+    per_number["downtime_hours"] = per_number["downtime_hours"] / 3600
+    ranked = per_number.sort_values(
+        ["availability_time", "downtime_hours"], ascending=[True, False], na_position="last"
+    )
+    return ranked.head(limit).reset_index()
+
+
 def check_pass_rates(checks: pd.DataFrame, days: list[pd.Timestamp]) -> pd.DataFrame:
     """Per number, day and check name (any name, also new ones): passed, failed, pass rate.
 

@@ -6,6 +6,8 @@ from html import escape
 
 import pandas as pd
 
+from reports.availability import worst_numbers
+
 RATING_COLOURS = {
     "GREEN": "#2e9d52",
     "YELLOW": "#e0b020",
@@ -73,8 +75,8 @@ def _figures(fleet: pd.DataFrame, availability: pd.DataFrame) -> str:
     coverage = availability["coverage"].mean()
     cards = [
         ("numbers", f"{numbers:,}"),
-        ("mean availability", _percent(mean)),
-        ("mean coverage", _percent(coverage)),
+        ("mean availability", percent_text(mean)),
+        ("mean coverage", percent_text(coverage)),
         ("number-days with incidents", f"{int((availability['incidents'] > 0).sum()):,}"),
         ("downtime", f"{availability['downtime_seconds'].sum() / 3600:,.1f} h"),
         ("quality downgrades", f"{int(fleet['downgrades'].sum()):,}"),
@@ -168,23 +170,8 @@ def _legend() -> str:
 
 
 def _worst(availability: pd.DataFrame) -> str:
-    per_number = (
-        availability.groupby("config_id")
-        .agg(
-            availability_time=("availability_time", "mean"),
-            coverage=("coverage", "mean"),
-            incidents=("incidents", "sum"),
-            downtime_hours=("downtime_seconds", "sum"),
-        )
-        .reset_index()
-    )
-    per_number["downtime_hours"] = per_number["downtime_hours"] / 3600
-    worst = per_number.sort_values(
-        ["availability_time", "downtime_hours"], ascending=[True, False], na_position="last"
-    )
-    return _rows(
-        worst.head(WORST_ROWS), list(per_number.columns), percent=("availability_time", "coverage")
-    )
+    worst = worst_numbers(availability, WORST_ROWS)
+    return _rows(worst, list(worst.columns), percent=("availability_time", "coverage"))
 
 
 def _rows(frame: pd.DataFrame, columns: list[str], percent: tuple[str, ...] = ()) -> str:
@@ -202,10 +189,11 @@ def _cell(value: object, percent: bool) -> str:
     if isinstance(value, pd.Timestamp):
         return f"<td>{value:%Y-%m-%d %H:%M}</td>"
     if isinstance(value, float):
-        text = _percent(value) if percent else "—" if pd.isna(value) else f"{value:,.1f}"
+        text = percent_text(value) if percent else "—" if pd.isna(value) else f"{value:,.1f}"
         return f"<td class=n>{text}</td>"
     return f"<td>{escape(str(value))}</td>"
 
 
-def _percent(value: float) -> str:
+def percent_text(value: float) -> str:
+    """A fraction as a percentage; "—" where it is unknown."""
     return "—" if pd.isna(value) else f"{value:.1%}"

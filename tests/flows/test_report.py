@@ -132,7 +132,7 @@ def test_report_writes_a_page_and_three_keyed_artifacts(tmp_path: Path) -> None:
         "reports/availability_daily", DAY, DAY, schema=REPORT_SCHEMAS["availability_daily"]
     )
     lowest = availability.sort_values("availability_time").iloc[0]
-    assert worst[0]["number"] == lowest["config_id"]
+    assert worst[0]["number"] == lowest["config_id"]  # one day: the mean is that day
 
 
 def test_per_customer_rollup_uses_the_numbers_table(tmp_path: Path) -> None:
