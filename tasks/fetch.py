@@ -36,9 +36,8 @@ def clean_ids(ids: Iterable[Any]) -> list[str]:
 
 def read_ids_file(text: str) -> list[str]:
     """One id per line; blank lines and `#` comments are ignored."""
-    return [
-        line.split("#", 1)[0].strip() for line in text.splitlines() if line.split("#", 1)[0].strip()
-    ]
+    ids = (line.split("#", 1)[0].strip() for line in text.splitlines())
+    return [number_id for number_id in ids if number_id]
 
 
 async def poll_numbers(
