@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 import os
 import sys
 from collections.abc import Iterator
@@ -57,6 +58,16 @@ def _parser() -> argparse.ArgumentParser:
         "--max-gap-minutes", type=int, default=30, help="how long one observation holds at most"
     )
     report.set_defaults(handler=_report)
+
+    demo = commands.add_parser(
+        "demo", help="build days of history against the simulator in seconds, then the report"
+    )
+    demo.add_argument("--days", type=int, default=2, help="whole UTC days, ending yesterday")
+    demo.add_argument("--every-minutes", type=int, default=15, help="simulated poll interval")
+    demo.add_argument("--numbers", type=int, default=40, help="simulated fleet size")
+    demo.add_argument("--seed", type=int, default=7, help="simulated fleet seed")
+    demo.add_argument("--storage", default="./data", help="root of the Parquet history")
+    demo.set_defaults(handler=_demo)
 
     simulate = commands.add_parser("simulate", help="run the Kapso simulator in the foreground")
     add_simulator_arguments(simulate)
@@ -222,9 +233,6 @@ def _audit(args: argparse.Namespace) -> int:
 
 
 def _report(args: argparse.Namespace) -> int:
-    from rich.console import Console
-    from rich.table import Table
-
     from flows.report import daily_report
     from tasks.storage import StorageError
 
@@ -235,6 +243,14 @@ def _report(args: argparse.Namespace) -> int:
     except (StorageError, ValueError, OSError) as exc:
         print(f"kapso-health: {exc}", file=sys.stderr)
         return EXIT_FAILED
+    _print_report(summary, args.storage)
+    return 0
+
+
+def _print_report(summary: dict, storage: str) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
     table = Table(title="Fleet, per day")
     columns = (
         "day",
@@ -250,10 +266,62 @@ def _report(args: argparse.Namespace) -> int:
         table.add_row(*(_cell(row[column]) for column in columns))
     Console().print(table)
     print(
-        f"Report tables: {args.storage}/reports/ (availability_daily, quality_daily, incidents, "
+        f"Report tables: {storage}/reports/ (availability_daily, quality_daily, incidents, "
         "quality_transitions, check_pass_rates, fleet_daily, customer_daily, waba_daily)"
     )
     print(f"Report page (open it in a browser): {summary['page']}")
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from flows.demo import demo_history
+    from flows.report import daily_report
+    from simulator.process import running_simulator
+    from simulator.server import SimulatorConfig
+    from tasks.settings import API_KEY_ENV
+    from tasks.storage import StorageError
+
+    config = SimulatorConfig(
+        numbers=args.numbers,
+        seed=args.seed,
+        rate_per_second=None,
+        rate_per_minute=None,
+        latency_ms=(2.0, 10.0),
+    )
+    print(
+        f"Demo: {args.days} days of history from the built-in Kapso simulator "
+        f"({config.numbers} numbers, one round every {args.every_minutes} simulated minutes).",
+        file=sys.stderr,
+    )
+    logging.getLogger("prefect.task_runs").setLevel(logging.WARNING)  # 2 tasks a round
+    previous_key = os.environ.get(API_KEY_ENV)
+    os.environ[API_KEY_ENV] = SIMULATOR_KEY
+    try:
+        with running_simulator(config) as simulator:
+            history = asyncio.run(
+                demo_history(
+                    simulator_url=simulator.url,
+                    storage=args.storage,
+                    days=args.days,
+                    every_minutes=args.every_minutes,
+                )
+            )
+        days = [date.fromisoformat(day) for day in history["days"]]
+        print(
+            f"Collected {history['numbers']} polls in {history['rounds']} rounds "
+            f"in {history['seconds']} s: "
+            + ", ".join(f"{k} {v}" for k, v in history["outcomes"].items()),
+            file=sys.stderr,
+        )
+        report = daily_report(day=days[0], to=days[-1], storage=args.storage)
+    except (StorageError, ValueError, OSError) as exc:
+        print(f"kapso-health: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    finally:
+        if previous_key is None:
+            os.environ.pop(API_KEY_ENV, None)
+        else:
+            os.environ[API_KEY_ENV] = previous_key
+    _print_report(report, args.storage)
     return 0
 
 

@@ -6,7 +6,6 @@ import asyncio
 import time
 import uuid
 from collections import Counter
-from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from prefect import flow, get_run_logger
@@ -79,13 +78,16 @@ async def collect_health(
     store = ParquetStore(storage)
     started = time.monotonic()
     async with KapsoClient(settings) as client:
-        numbers, listed_files = await _resolve_numbers(client, ids, store, run_id)
+        numbers, listed_files = await resolve_numbers(client, ids, store, run_id)
         if not numbers:
             logger.warning("No numbers to poll: the list is empty and no ids were given")
         logger.info(
             "Polling %d numbers at %s (%s flavour)", len(numbers), settings.base_url, flavour
         )
-        counts, written = await _poll_and_store(client, numbers, store, run_id, chunk_size)
+        async with Progress(len(numbers)) as progress:
+            counts, written = await poll_and_store(
+                client, numbers, store, run_id, chunk_size, progress
+            )
         requests, throttled = client.limiter.requests, client.limiter.throttled
         auth_failure = client.auth_failure
     stale = [path for path in store.run_files(run_id) if path not in {*written, *listed_files}]
@@ -93,7 +95,7 @@ async def collect_health(
         logger.info(
             "Replaced an earlier attempt of run %s: removed %d files", run_id, store.remove(stale)
         )
-    summary = _summary(run_id, counts, requests, throttled, time.monotonic() - started, storage)
+    summary = run_summary(run_id, counts, requests, throttled, time.monotonic() - started, storage)
     await _publish_summary(summary)
     logger.info("Done: %s", ", ".join(f"{k} {v}" for k, v in summary["outcomes"].items()))
     if auth_failure is not None:  # every number has its row; now fail the run loudly
@@ -101,7 +103,7 @@ async def collect_health(
     return summary
 
 
-async def _resolve_numbers(
+async def resolve_numbers(
     client: KapsoClient, ids: list[str] | None, store: ParquetStore, run_id: str
 ) -> tuple[list[str], list[str]]:
     """The ids to poll, and the `numbers` files written when they were discovered."""
@@ -112,18 +114,21 @@ async def _resolve_numbers(
     return clean_ids(numbers.column("config_id").to_pylist()), written
 
 
-async def _poll_and_store(
-    client: KapsoClient, numbers: list[str], store: ParquetStore, run_id: str, chunk_size: int
+async def poll_and_store(
+    client: KapsoClient,
+    numbers: list[str],
+    store: ParquetStore,
+    run_id: str,
+    chunk_size: int,
+    progress: Progress,
 ) -> tuple[Counter, set[str]]:
     """(outcome, status) counts and the files written."""
     # Chunks run a few at a time: enough to keep the in-flight budget busy at chunk edges.
-    last = store.last_observations(datetime.now(UTC), exclude_run=run_id).to_pylist()
+    last = store.last_observations(client.clock(), exclude_run=run_id).to_pylist()
     previous = {row["config_id"]: row["checked_at"] for row in last if row["checked_at"]}
     skip_until = {row["config_id"]: row["retry_after"] for row in last if row["retry_after"]}
     chunks = [numbers[i : i + chunk_size] for i in range(0, len(numbers), chunk_size)]
     parallel = asyncio.Semaphore(max(2, -(-client.settings.max_in_flight // chunk_size) + 1))
-    progress = _Progress(len(numbers))
-    await progress.start()
     counts: Counter[tuple[str, str | None]] = Counter()
     polled_ids: list[str] = []
     written: set[str] = set()
@@ -141,25 +146,22 @@ async def _poll_and_store(
             )
             polled_ids.extend(flat.polls["config_id"].to_pylist())
 
-    ticker = asyncio.create_task(progress.tick_until_done())
-    try:
-        await asyncio.gather(*(run_chunk(i, chunk) for i, chunk in enumerate(chunks)))
-    finally:
-        ticker.cancel()
-    await progress.finish()
+    await asyncio.gather(*(run_chunk(i, chunk) for i, chunk in enumerate(chunks)))
     if sorted(polled_ids) != sorted(numbers):
         raise RuntimeError("internal error: not every number got exactly one poll result")
     return counts, written
 
 
-class _Progress:
-    """Counts finished polls; logs and updates a progress artifact every few seconds."""
+class Progress:
+    """`async with Progress(total)`: counts finished polls; logs and updates a progress
+    artifact every few seconds, and once more at the end."""
 
     def __init__(self, total: int) -> None:
         self.total = total
         self.outcomes: Counter[str] = Counter()
         self.artifact_id: Any = None
         self.logger = get_run_logger()
+        self._ticker: asyncio.Task | None = None
 
     def add(self, result: PollResult) -> None:
         self.outcomes[result.outcome.value] += 1
@@ -168,18 +170,22 @@ class _Progress:
     def percent(self) -> float:
         return 100.0 * sum(self.outcomes.values()) / self.total if self.total else 100.0
 
-    async def start(self) -> None:
+    async def __aenter__(self) -> Progress:
         self.artifact_id = await acreate_progress_artifact(
             0.0, key="collect-health-progress", description="Numbers polled in this run"
         )
+        self._ticker = asyncio.create_task(self._tick())
+        return self
 
-    async def tick_until_done(self) -> None:
+    async def __aexit__(self, *exc: object) -> None:
+        if self._ticker is not None:
+            self._ticker.cancel()
+        await self._report()
+
+    async def _tick(self) -> None:
         while True:
             await asyncio.sleep(PROGRESS_EVERY_SECONDS)
             await self._report()
-
-    async def finish(self) -> None:
-        await self._report()
 
     async def _report(self) -> None:
         done = sum(self.outcomes.values())
@@ -192,7 +198,7 @@ class _Progress:
         await aupdate_progress_artifact(self.artifact_id, self.percent)
 
 
-def _summary(
+def run_summary(
     run_id: str, counts: Counter, requests: int, throttled: int, seconds: float, storage: str
 ) -> dict[str, Any]:
     outcomes: Counter[str] = Counter()

@@ -8,6 +8,7 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
+from datetime import datetime
 from typing import Any
 
 import httpx
@@ -26,9 +27,13 @@ class RunningSimulator:
         return httpx.get(f"{self.url}/_sim/stats", timeout=10).json()
 
     def advance_clock(self, seconds: float) -> float:
-        return httpx.post(f"{self.url}/_sim/clock", json={"seconds": seconds}, timeout=10).json()[
-            "now"
-        ]
+        return self._clock({"seconds": seconds})
+
+    def set_clock(self, at: datetime) -> float:
+        return self._clock({"at": at.timestamp()})
+
+    def _clock(self, body: dict[str, float]) -> float:
+        return httpx.post(f"{self.url}/_sim/clock", json=body, timeout=10).json()["now"]
 
 
 @contextmanager

@@ -184,9 +184,15 @@ class Simulator:
         return self._json(200, body)
 
     async def advance_clock(self, request: web.Request) -> web.StreamResponse:
-        """Move simulated time forward (`{"seconds": N}`), so histories build without waiting."""
+        """Move simulated time by `{"seconds": N}` or set it to `{"at": unix_seconds}`.
+
+        Histories then build without waiting; the clock runs on in real time from there.
+        """
         body = await request.json()
-        self.clock_offset += float(body.get("seconds", 0))
+        if "at" in body:
+            self.clock_offset = float(body["at"]) - time.time()
+        else:
+            self.clock_offset += float(body.get("seconds", 0))
         return self._json(200, {"now": self.now()})
 
     def _auth(self, request: web.Request) -> web.StreamResponse | None:

@@ -6,7 +6,6 @@ import asyncio
 import random
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime
 from typing import Any
 
 import aiohttp
@@ -14,6 +13,7 @@ import httpx
 import orjson
 from httpx_aiohttp import AiohttpTransport
 
+from tasks.clock import Clock, utc_now
 from tasks.flatten import body_error
 from tasks.limiter import RateLimiter, retry_after_seconds
 from tasks.poll import Outcome, PollResult
@@ -46,8 +46,10 @@ class KapsoClient:
         settings: ConnectionSettings,
         limiter: RateLimiter | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
+        clock: Clock = utc_now,
     ) -> None:
         self.settings = settings
+        self.clock = clock
         self.limiter = limiter or RateLimiter(
             settings.rate_per_second, settings.rate_per_minute, settings.max_in_flight
         )
@@ -72,7 +74,7 @@ class KapsoClient:
         After a 401/403 (`auth_failure`), every poll resolves at once as `unauthorized`
         without a request: the run stops, and every number still gets its row.
         """
-        result = PollResult(number_id, datetime.now(UTC), Outcome.OK)
+        result = PollResult(number_id, self.clock(), Outcome.OK)
         url = self.settings.health_url(number_id)
         for attempt in range(1, self.settings.max_attempts + 1):
             if self.auth_failure is not None:
@@ -81,7 +83,7 @@ class KapsoClient:
                 if self.auth_failure is not None:
                     return self._unauthorized(result)
                 if attempt == 1:
-                    result.polled_at = datetime.now(UTC)  # when it left, not when it queued
+                    result.polled_at = self.clock()  # when it left, not when it queued
                 response = await self._send(url, result)
                 if response is not None:
                     self.limiter.observe(sent_at, response.status_code, response.headers)
@@ -120,7 +122,7 @@ class KapsoClient:
 
     async def _list_page(self, page: int) -> dict[str, Any]:
         params = {"page": page, "per_page": LIST_PAGE_SIZE}
-        result = PollResult("list", datetime.now(UTC), Outcome.OK)
+        result = PollResult("list", self.clock(), Outcome.OK)
         for attempt in range(1, self.settings.max_attempts + 1):
             response = await self._send(self.settings.list_url(), result, params)
             if response is not None:

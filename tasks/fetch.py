@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import pyarrow as pa
@@ -51,7 +51,7 @@ async def poll_numbers(
 
     async def one(number_id: str) -> PollResult:
         until = skip_until.get(number_id)
-        now = datetime.now(UTC)
+        now = client.clock()
         if until is not None and until > now:
             result = PollResult(
                 number_id,
@@ -72,7 +72,7 @@ async def poll_numbers(
 async def numbers_table(client: KapsoClient, run_id: str) -> pa.Table:
     """Every number of the project from the list endpoint, as the `numbers` dimension table."""
     items = await client.list_numbers()
-    return flatten_numbers(items, client.settings.flavour, run_id, datetime.now(UTC))
+    return flatten_numbers(items, client.settings.flavour, run_id, client.clock())
 
 
 @task(name="discover-numbers", cache_policy=NO_CACHE, retries=0)

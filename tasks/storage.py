@@ -132,10 +132,16 @@ class ParquetStore:
         columns: list[str] | None = None,
         schema: pa.Schema | None = None,
     ) -> pa.Table:
-        """Rows of `name` for UTC days in [start, end], in its schema (default: `TABLES`)."""
-        schema = schema or TABLES[name]
+        """Rows of `name` for UTC days in [start, end], in its schema.
+
+        The schema defaults to the table's in `TABLES`; for other tables (report tables)
+        it is the one their files were written with.
+        """
+        schema = schema or TABLES.get(name)
         files = self.files(name, start, end)
         if not files:
+            if schema is None:
+                raise StorageError(f"no {name!r} files under {self.root!r} for those days")
             return schema.empty_table().select(columns or schema.names)
         dataset = ds.dataset(files, schema=schema, format="parquet", filesystem=self.fs)
         return dataset.to_table(columns=columns)

@@ -6,8 +6,10 @@ import os
 import subprocess
 import sys
 import time
+from datetime import date
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from simulator.fleet import Fleet
@@ -48,6 +50,32 @@ def test_collect_without_a_key_runs_on_the_simulator_and_prints_no_error(tmp_pat
     assert sorted(polls["config_id"]) == listed_ids(25)
     assert set(polls["outcome"]) == {"ok"}
     assert f"{len(polls)} numbers in" in done.stdout
+
+
+def test_demo_builds_days_of_history_and_ends_with_the_report_page(tmp_path: Path) -> None:
+    done = run_cli(
+        ["demo", "--days", "2", "--every-minutes", "120", "--numbers", "6"], tmp_path, timeout=300
+    )
+    output = done.stdout + done.stderr
+    assert done.returncode == 0, output
+    assert "ERROR" not in output and "Traceback" not in output
+    page = Path(done.stdout.strip().splitlines()[-1].split(": ", 1)[1])
+    assert page.is_file() and page.parent == tmp_path / "data" / "reports" / "html"
+    store = ParquetStore(str(tmp_path / "data"))
+    polls = store.read("polls")
+    days = sorted(polls["polled_at"].dt.date.unique())
+    assert len(days) == 2 and (days[1] - days[0]).days == 1
+    assert days[1] < date.today()
+    rounds = polls.groupby("run_id")["config_id"].apply(sorted)
+    assert len(rounds) == 2 * 24 // 2
+    assert all(ids == listed_ids(6) for ids in rounds)
+    hours = polls.groupby("run_id")["polled_at"].min().dt.floor("h").sort_values()
+    assert (hours.diff().dropna() == pd.Timedelta(hours=2)).all()
+    availability = store.read("reports/availability_daily", schema=None)
+    assert sorted(availability["day"].unique()) == days
+    assert set(availability["config_id"]) == set(listed_ids(6))
+    text = page.read_text()
+    assert all(day.isoformat() in text for day in days)
 
 
 def test_audit_prints_a_table_of_every_listed_number(tmp_path: Path) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import httpx
 
 from simulator.process import running_simulator
@@ -64,7 +66,10 @@ def test_faults_are_injected_and_counted() -> None:
     assert counts["fault_truncated"] > 0
 
 
-def test_clock_can_be_advanced() -> None:
+def test_clock_can_be_advanced_and_set() -> None:
     with running_simulator(SimulatorConfig(numbers=1)) as sim:
         before = sim.stats()["now"]
         assert sim.advance_clock(86400) - before >= 86400
+        at = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
+        assert 0 <= sim.set_clock(at) - at.timestamp() < 1
+        assert 0 <= sim.stats()["now"] - at.timestamp() < 5
