@@ -92,7 +92,5 @@ async def demo_history(
                 counts.update(found)
         client.raise_for_auth()
         requests, throttled = client.limiter.requests, client.limiter.throttled
-    summary = run_summary(
-        "demo", counts, requests, throttled, time.monotonic() - started, storage
-    )
+    summary = run_summary("demo", counts, requests, throttled, time.monotonic() - started, storage)
     return {**summary, "days": [d.isoformat() for d in covered], "rounds": rounds}

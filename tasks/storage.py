@@ -8,6 +8,9 @@ writing the same run and part again replaces the file. Nothing else knows this l
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import json
+import os
 import re
 import uuid
 from collections.abc import Iterable, Mapping
@@ -19,6 +22,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
+from fsspec.implementations.local import LocalFileSystem
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
@@ -32,6 +36,9 @@ DATE_COLUMN = {
     "numbers": "listed_at",
 }
 RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+COMPACTED = re.compile(r"^_compacted-(\d{6})\.parquet$")  # never a run's file: those start alnum
+REPLACES_KEY = b"kapso_health.replaces"
+READ_ATTEMPTS = 3
 _PANDAS_TYPES = {
     pa.string(): pd.StringDtype(),
     pa.bool_(): pd.BooleanDtype(),
@@ -65,13 +72,25 @@ class ParquetStore:
             )
         return written
 
-    def _write_file(self, directory: str, filename: str, table: pa.Table) -> str:
+    def _write_file(
+        self, directory: str, filename: str, table: pa.Table, exclusive: bool = False
+    ) -> str | None:
+        """Write under a hidden name, then rename into place. `exclusive`: on a local disk,
+        only if no file of that name exists yet (None when one does)."""
         final = f"{directory}/{filename}"
         temporary = f"{directory}/.{filename}.{uuid.uuid4().hex}.tmp"
         try:
             self.fs.makedirs(directory, exist_ok=True)
             pq.write_table(table, temporary, filesystem=self.fs, compression="zstd")
-            self.fs.mv(temporary, final)
+            if not (exclusive and isinstance(self.fs, LocalFileSystem)):
+                self.fs.mv(temporary, final)
+                return final
+            try:
+                os.link(temporary, final)
+            except FileExistsError:
+                return None
+            finally:
+                os.remove(temporary)
         except OSError as exc:
             raise StorageError(f"cannot write to the storage root {self.url!r}: {exc}") from exc
         return final
@@ -112,17 +131,74 @@ class ParquetStore:
         return sorted(found)
 
     def files(self, name: str, start: date | None = None, end: date | None = None) -> list[str]:
-        """Complete data files of `name` for days in [start, end] (either bound optional)."""
+        """The live data files of `name` for days in [start, end] (either bound optional)."""
         paths = []
         for day in self.days(name):
             if (start is None or day >= start) and (end is None or day <= end):
-                directory = f"{self.root}/{name}/date={day.isoformat()}"
-                paths.extend(
-                    path
-                    for path in self.fs.ls(directory, detail=False)
-                    if path.endswith(".parquet") and not path.rsplit("/", 1)[-1].startswith(".")
-                )
+                paths.extend(self._live_files(self._partition(name, day)))
         return sorted(paths)
+
+    def _partition(self, name: str, day: date) -> str:
+        return f"{self.root}/{name}/date={day.isoformat()}"
+
+    def _live_files(self, directory: str) -> list[str]:
+        """A partition's newest compacted file and every data file it does not replace."""
+        entries = [
+            path
+            for path in self.fs.ls(directory, detail=False)
+            if path.endswith(".parquet") and not _name(path).startswith(".")
+        ]
+        compacted = sorted(path for path in entries if COMPACTED.match(_name(path)))
+        if not compacted:
+            return entries
+        replaced = self._replaced_by(compacted[-1])
+        return [compacted[-1]] + [
+            path
+            for path in entries
+            if not COMPACTED.match(_name(path)) and _name(path) not in replaced
+        ]
+
+    def _replaced_by(self, compacted: str) -> set[str]:
+        metadata = pq.read_metadata(compacted, filesystem=self.fs).metadata or {}
+        return set(json.loads(metadata.get(REPLACES_KEY, b"[]")))
+
+    def compact(self, name: str, day: date) -> int:
+        """Merge one day's files of `name` into one file; returns how many files it replaced.
+
+        The merged file names every file it replaces (cumulatively, across compactions);
+        readers read it instead of them from the moment it appears, so a reader sees each
+        row once and a crash at any point loses or doubles nothing. The replaced files are
+        deleted afterwards. Generations are published exclusively on local disks, so two
+        compactions of one day cannot both win; elsewhere run one compaction at a time.
+        """
+        directory = self._partition(name, day)
+        live = self._live_files(directory)
+        if len(live) <= 1:
+            return 0
+        generations = [
+            int(match.group(1))
+            for path in self.fs.ls(directory, detail=False)
+            if (match := COMPACTED.match(_name(path)))
+        ]
+        replaces = {_name(path) for path in live}
+        for path in live:
+            if COMPACTED.match(_name(path)):
+                replaces |= self._replaced_by(path)
+        table = self._read_files(live, TABLES.get(name))
+        order = [c for c in ("config_id", DATE_COLUMN.get(name, "")) if c in table.column_names]
+        if order:
+            table = table.sort_by([(column, "ascending") for column in order])
+        table = table.replace_schema_metadata(
+            {**(table.schema.metadata or {}), REPLACES_KEY: json.dumps(sorted(replaces))}
+        )
+        filename = f"_compacted-{max(generations, default=0) + 1:06d}.parquet"
+        if self._write_file(directory, filename, table, exclusive=True) is None:
+            return 0  # another compaction published this generation first
+        for path in self.fs.ls(directory, detail=False):
+            if _name(path) in replaces:
+                with contextlib.suppress(FileNotFoundError):
+                    self.fs.rm(path)
+        return len(live)
 
     def read_arrow(
         self,
@@ -135,14 +211,26 @@ class ParquetStore:
         """Rows of `name` for UTC days in [start, end], in its schema.
 
         The schema defaults to the table's in `TABLES`; for other tables (report tables)
-        it is the one their files were written with.
+        it is the one their files were written with. A file that a compaction removes
+        while it is being read makes the read start again from a fresh listing.
         """
         schema = schema or TABLES.get(name)
-        files = self.files(name, start, end)
-        if not files:
-            if schema is None:
-                raise StorageError(f"no {name!r} files under {self.root!r} for those days")
-            return schema.empty_table().select(columns or schema.names)
+        for attempt in range(READ_ATTEMPTS):
+            files = self.files(name, start, end)
+            if not files:
+                if schema is None:
+                    raise StorageError(f"no {name!r} files under {self.url!r} for those days")
+                return schema.empty_table().select(columns or schema.names)
+            try:
+                return self._read_files(files, schema, columns)
+            except FileNotFoundError:
+                if attempt == READ_ATTEMPTS - 1:
+                    raise
+        raise AssertionError("unreachable")
+
+    def _read_files(
+        self, files: list[str], schema: pa.Schema | None, columns: list[str] | None = None
+    ) -> pa.Table:
         dataset = ds.dataset(files, schema=schema, format="parquet", filesystem=self.fs)
         return dataset.to_table(columns=columns)
 
@@ -216,6 +304,10 @@ def write_text(url: str, text: str) -> str:
     except OSError as exc:
         raise StorageError(f"cannot write {url!r}: {exc}") from exc
     return path
+
+
+def _name(path: str) -> str:
+    return path.rsplit("/", 1)[-1]
 
 
 def check_run_id(run_id: str) -> str:
