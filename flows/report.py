@@ -85,6 +85,25 @@ def build_reports(
     }
 
 
+def write_reports(
+    storage: str, days: list[date], policy: Policy, out: str | None = None
+) -> tuple[dict[str, pd.DataFrame], str]:
+    """Read what `days` need, build every report table, replace those days' files, and write
+    the HTML page (to `out`, default `<storage>/reports/html`). Returns the tables and page."""
+    store = ParquetStore(storage)
+    margin = timedelta(days=1)  # observations just before or after the range hold into it
+    polls = store.read("polls", days[0] - margin, days[-1] + margin, columns=POLL_COLUMNS)
+    checks = store.read("checks", days[0], days[-1], columns=CHECK_COLUMNS)
+    numbers = store.read("numbers", None, days[-1])
+    tables = build_reports(polls, checks, numbers, days, policy)
+    for name, frame in tables.items():
+        for day in days:
+            rows = frame[frame["day"] == pd.Timestamp(day, tz="UTC")]
+            store.replace_day(f"reports/{name}", to_arrow(name, rows), day)
+    page = _write_page(tables, days, out or f"{storage.rstrip('/')}/reports/html")
+    return tables, page
+
+
 @flow(name="daily-report", log_prints=False)
 def daily_report(
     day: date | None = None,
@@ -99,27 +118,17 @@ def daily_report(
     plus a self-contained HTML page in `out` (default `<storage>/reports/html`)."""
     logger = get_run_logger()
     days = report_days(day, to)
-    store = ParquetStore(storage)
-    margin = timedelta(days=1)  # observations just before or after the range hold into it
-    polls = store.read("polls", days[0] - margin, days[-1] + margin, columns=POLL_COLUMNS)
-    checks = store.read("checks", days[0], days[-1], columns=CHECK_COLUMNS)
-    numbers = store.read("numbers", None, days[-1])
     policy = Policy(
         max_gap=timedelta(minutes=max_gap_minutes), degraded_counts_as_up=degraded_counts_as_up
     )
-    tables = build_reports(polls, checks, numbers, days, policy)
-    for name, frame in tables.items():
-        for day_ in days:
-            rows = frame[frame["day"] == pd.Timestamp(day_, tz="UTC")]
-            store.replace_day(f"reports/{name}", to_arrow(name, rows), day_)
-    page = _write_page(tables, days, out or f"{storage.rstrip('/')}/reports/html")
+    tables, page = write_reports(storage, days, policy, out)
     _publish(tables, days, page)
     fleet = tables["fleet_daily"]
     logger.info("Report page: %s", page)
     logger.info(
         "Reported %d days, %d numbers: %s",
         len(days),
-        polls["config_id"].nunique(),
+        tables["availability_daily"]["config_id"].nunique(),
         ", ".join(
             f"{d:%Y-%m-%d} availability {a:.1%}"
             for d, a in zip(fleet["day"], fleet["mean_availability_time"], strict=True)

@@ -35,8 +35,10 @@ DATE_COLUMN = {
     "raw": "polled_at",
     "numbers": "listed_at",
 }
-RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
-COMPACTED = re.compile(r"^_compacted-(\d{6})\.parquet$")  # never a run's file: those start alnum
+RUN_ID = re.compile(r"^(?!compacted-)[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+# Compacted files are named so no run's file can be, and so that readers that skip
+# `_`- and `.`-prefixed files (pyarrow, pandas, DuckDB globs) still read them.
+COMPACTED = re.compile(r"^compacted-(\d{6})\.parquet$")
 REPLACES_KEY = b"kapso_health.replaces"
 READ_ATTEMPTS = 3
 _PANDAS_TYPES = {
@@ -191,7 +193,7 @@ class ParquetStore:
         table = table.replace_schema_metadata(
             {**(table.schema.metadata or {}), REPLACES_KEY: json.dumps(sorted(replaces))}
         )
-        filename = f"_compacted-{max(generations, default=0) + 1:06d}.parquet"
+        filename = f"compacted-{max(generations, default=0) + 1:06d}.parquet"
         if self._write_file(directory, filename, table, exclusive=True) is None:
             return 0  # another compaction published this generation first
         for path in self.fs.ls(directory, detail=False):
@@ -312,7 +314,10 @@ def _name(path: str) -> str:
 
 def check_run_id(run_id: str) -> str:
     if not RUN_ID.match(run_id):
-        raise ValueError(f"run id must be letters, digits, '.', '_' or '-': {run_id!r}")
+        raise ValueError(
+            f"run id must be letters, digits, '.', '_' or '-', and not start with 'compacted-': "
+            f"{run_id!r}"
+        )
     return run_id
 
 

@@ -31,9 +31,9 @@ def test_compaction_leaves_one_file_and_the_same_rows(tmp_path: Path) -> None:
     fill_day(store, 12)
     before = rows(store)
     assert store.compact("polls", DAY) == 12
-    assert [Path(p).name for p in store.files("polls", DAY, DAY)] == ["_compacted-000001.parquet"]
+    assert [Path(p).name for p in store.files("polls", DAY, DAY)] == ["compacted-000001.parquet"]
     assert list((tmp_path / "polls" / f"date={DAY}").iterdir()) == [
-        tmp_path / "polls" / f"date={DAY}" / "_compacted-000001.parquet"
+        tmp_path / "polls" / f"date={DAY}" / "compacted-000001.parquet"
     ]
     assert rows(store) == before and len(before) == 36
     assert store.compact("polls", DAY) == 0  # nothing left to merge
@@ -48,7 +48,7 @@ def test_files_appended_after_a_compaction_are_read_and_merged_next_time(tmp_pat
     before = rows(store)
     assert len(before) == 21
     assert store.compact("polls", DAY) == 4
-    assert [Path(p).name for p in store.files("polls", DAY, DAY)] == ["_compacted-000002.parquet"]
+    assert [Path(p).name for p in store.files("polls", DAY, DAY)] == ["compacted-000002.parquet"]
     assert rows(store) == before
 
 
@@ -88,7 +88,7 @@ def test_a_crash_before_publishing_leaves_the_sources_live(tmp_path: Path) -> No
     fill_day(store, 5)
     before = rows(store)
     day = tmp_path / "polls" / f"date={DAY}"
-    (day / "._compacted-000001.parquet.dead.tmp").write_bytes(b"PAR1 half")
+    (day / ".compacted-000001.parquet.dead.tmp").write_bytes(b"PAR1 half")
     assert rows(store) == before
     store.compact("polls", DAY)
     assert rows(store) == before
@@ -101,8 +101,8 @@ def test_a_generation_already_published_by_another_compaction_is_not_overwritten
     fill_day(store, 3)
     directory = str(tmp_path / "polls" / f"date={DAY}")
     table = store.read_arrow("polls", DAY, DAY)
-    assert store._write_file(directory, "_compacted-000001.parquet", table, exclusive=True)
-    assert store._write_file(directory, "_compacted-000001.parquet", table, exclusive=True) is None
+    assert store._write_file(directory, "compacted-000001.parquet", table, exclusive=True)
+    assert store._write_file(directory, "compacted-000001.parquet", table, exclusive=True) is None
 
 
 def test_a_reader_whose_listing_went_stale_reads_again(
@@ -134,3 +134,17 @@ def test_compacted_day_reads_like_the_appended_one_column_for_column(tmp_path: P
     store.compact("polls", DAY)
     after = store.read("polls", DAY, DAY).sort_values(["run_id", "config_id"], ignore_index=True)
     pd.testing.assert_frame_equal(before, after)
+
+
+def test_plain_parquet_readers_see_the_compacted_rows_too(tmp_path: Path) -> None:
+    store = ParquetStore(str(tmp_path))
+    fill_day(store, 5)
+    store.compact("polls", DAY)
+    frame = pd.read_parquet(tmp_path / "polls")  # pyarrow skips `_`- and `.`-prefixed files
+    assert sorted(zip(frame["run_id"], frame["config_id"], strict=True)) == rows(store)
+
+
+def test_no_run_can_take_a_compacted_file_name(tmp_path: Path) -> None:
+    store = ParquetStore(str(tmp_path))
+    with pytest.raises(ValueError, match="compacted-"):
+        store.write("polls", polls_for([START]), "compacted-000001", "c0")
