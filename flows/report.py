@@ -23,7 +23,7 @@ from reports.availability import (
     worst_numbers,
 )
 from reports.html import percent_text, render_report
-from reports.quality import daily_quality, transitions
+from reports.quality import all_transitions, daily_quality
 from reports.rollup import fleet_rollup, latest_attributes
 from reports.schemas import to_arrow
 from reports.timeline import Policy, intervals, observations
@@ -61,13 +61,14 @@ def build_reports(
     """Every report table for `days`, from the polls of those days and one day either side."""
     stamps = [pd.Timestamp(d, tz="UTC") for d in days]
     obs = observations(polls, policy)
-    pieces = intervals(obs, policy)
-    availability = daily_availability(obs, pieces, stamps, policy)
-    quality = daily_quality(obs, pieces, stamps)
+    # Incidents and transitions look across the margin; holding time only matters in range.
+    reach = pd.Timedelta(policy.max_gap)
+    near = obs["at"].between(stamps[0] - reach, stamps[-1] + pd.Timedelta(days=1) + reach)
+    pieces = intervals(obs[near], policy)
     found = incident_days(incidents(obs, policy))
-    changes = pd.concat(
-        [transitions(obs, "quality_rating"), transitions(obs, "phone_status")], ignore_index=True
-    )
+    availability = daily_availability(obs, pieces, stamps, policy, found)
+    changes = all_transitions(obs)
+    quality = daily_quality(obs, pieces, stamps, changes)
     attributes = latest_attributes(numbers)
     tables = {
         "availability_daily": availability,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 
 from reports.timeline import (
@@ -56,20 +57,14 @@ def incidents(obs: pd.DataFrame, policy: Policy = DEFAULT_POLICY) -> pd.DataFram
 
 def incident_days(found: pd.DataFrame) -> pd.DataFrame:
     """Each incident once per UTC day it touches, with the seconds it lasted that day."""
-    pieces = []
-    for _, incident in found.iterrows():
-        day = incident["start"].floor("D")
-        while day < incident["end"]:
-            start, end = max(incident["start"], day), min(incident["end"], day + DAY)
-            pieces.append(
-                {**incident.to_dict(), "day": day, "seconds_in_day": (end - start).total_seconds()}
-            )
-            day += DAY
-    if not pieces:
-        return found.iloc[0:0].assign(
-            day=pd.Series(dtype="datetime64[us, UTC]"), seconds_in_day=pd.Series(dtype="float64")
-        )
-    return pd.DataFrame(pieces)
+    first_day = found["start"].dt.floor("D")
+    touched = np.ceil((found["end"] - first_day) / DAY).fillna(0).astype("int64").clip(lower=1)
+    repeated = found.loc[found.index.repeat(touched)].reset_index(drop=True)
+    offset = repeated.groupby(repeated["incident_id"].to_numpy(), sort=False).cumcount()
+    day = repeated["start"].dt.floor("D") + pd.to_timedelta(offset, unit="D")
+    start = repeated["start"].where(repeated["start"] > day, day)
+    end = repeated["end"].where(repeated["end"] < day + DAY, day + DAY)
+    return repeated.assign(day=day, seconds_in_day=(end - start).dt.total_seconds())
 
 
 def daily_availability(
@@ -77,9 +72,12 @@ def daily_availability(
     pieces: pd.DataFrame,
     days: list[pd.Timestamp],
     policy: Policy = DEFAULT_POLICY,
+    found: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
     """One row per number and day in `days`: sample and time-weighted availability, coverage,
-    incidents, downtime and MTTR, messaging shares. Figures are fractions; null when unknown."""
+    incidents, downtime and MTTR, messaging shares. Figures are fractions; null when unknown.
+
+    `found` is `incident_days(incidents(obs, policy))` when the caller has it already."""
     numbers = pd.Index(obs["config_id"].unique(), name="config_id")
     grid = pd.MultiIndex.from_product([numbers, pd.DatetimeIndex(days, name="day")])
     samples = _count(obs, "state", (UP, DEGRADED, DOWN, UNKNOWN), grid)
@@ -100,7 +98,8 @@ def daily_availability(
     messaging_total = messaging.sum(axis=1)
     for value in MESSAGING:
         table[f"messaging_{value.lower()}_share"] = _ratio(messaging[value], messaging_total)
-    found = incident_days(incidents(obs, policy))
+    if found is None:
+        found = incident_days(incidents(obs, policy))
     for kind, column in (("down", "incidents"), ("blocked", "blocked_incidents")):
         touched = found[found["kind"] == kind].groupby(["config_id", "day"]).size()
         table[column] = touched.reindex(grid, fill_value=0).astype("int64")
@@ -141,10 +140,16 @@ def check_pass_rates(checks: pd.DataFrame, days: list[pd.Timestamp]) -> pd.DataF
     at = pd.to_datetime(distinct["checked_at"], utc=True).fillna(
         pd.to_datetime(distinct["polled_at"], utc=True)
     )
-    frame = distinct.assign(day=at.dt.floor("D"), passed=distinct["passed"].astype("boolean"))
+    passed = distinct["passed"].astype("boolean")
+    frame = distinct.assign(
+        day=at.dt.floor("D"),
+        passed=passed.eq(True).fillna(False).astype("int64"),
+        failed=passed.eq(False).fillna(False).astype("int64"),
+    )
     frame = frame[frame["day"].isin(days)]
-    grouped = frame.groupby(["config_id", "day", "check_name"])["passed"]
-    result = pd.DataFrame({"passed": grouped.sum(), "failed": grouped.apply(lambda s: (~s).sum())})
+    result = frame.groupby(["config_id", "day", "check_name"], observed=True)[
+        ["passed", "failed"]
+    ].sum()
     result["pass_rate"] = _ratio(result["passed"], result["passed"] + result["failed"])
     return result.reset_index()
 

@@ -36,11 +36,23 @@ def transitions(obs: pd.DataFrame, column: str) -> pd.DataFrame:
     return result.assign(worse=worse.fillna(False).astype(bool)).reset_index(drop=True)
 
 
+def all_transitions(obs: pd.DataFrame) -> pd.DataFrame:
+    """Quality rating and phone status transitions together (`field` tells them apart)."""
+    return pd.concat(
+        [transitions(obs, "quality_rating"), transitions(obs, "phone_status")], ignore_index=True
+    )
+
+
 def daily_quality(
-    obs: pd.DataFrame, pieces: pd.DataFrame, days: list[pd.Timestamp]
+    obs: pd.DataFrame,
+    pieces: pd.DataFrame,
+    days: list[pd.Timestamp],
+    changes: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
     """One row per number and day: time share per rating (of the time a rating is known),
-    worst and last rating, downgrades, phone status changes."""
+    worst and last rating, downgrades, phone status changes.
+
+    `changes` is `all_transitions(obs)` when the caller has it already."""
     numbers = pd.Index(obs["config_id"].unique(), name="config_id")
     grid = pd.MultiIndex.from_product([numbers, pd.DatetimeIndex(days, name="day")])
     rated = pieces[pieces["quality_rating"].notna()]
@@ -57,11 +69,13 @@ def daily_quality(
     table["last_rating"] = (
         observed.groupby(["config_id", "day"])["quality_rating"].last().reindex(grid)
     )
-    changes = transitions(obs, "quality_rating")
-    per_day = changes.groupby(["config_id", "day"])
+    if changes is None:
+        changes = all_transitions(obs)
+    ratings = changes[changes["field"] == "quality_rating"]
+    per_day = ratings.groupby(["config_id", "day"])
     table["rating_changes"] = per_day.size().reindex(grid, fill_value=0).astype("int64")
     table["downgrades"] = per_day["worse"].sum().reindex(grid, fill_value=0).astype("int64")
-    status_changes = transitions(obs, "phone_status").groupby(["config_id", "day"])
+    status_changes = changes[changes["field"] == "phone_status"].groupby(["config_id", "day"])
     table["phone_status_changes"] = (
         status_changes.size().reindex(grid, fill_value=0).astype("int64")
     )

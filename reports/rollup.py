@@ -52,7 +52,12 @@ def fleet_rollup(
         }
     )
     for rating in RATINGS:
-        table[f"numbers_{rating.lower()}"] = grouped["last_rating"].apply(
-            lambda s, r=rating: int((s == r).sum())
+        table[f"numbers_{rating.lower()}"] = (
+            merged["last_rating"]
+            .eq(rating)
+            .fillna(False)
+            .astype("int64")
+            .groupby([merged[key] for key in keys])
+            .sum()
         )
     return table.reset_index()

@@ -63,8 +63,7 @@ def observations(polls: pd.DataFrame, policy: Policy = DEFAULT_POLICY) -> pd.Dat
     frame["at"] = at.fillna(pd.to_datetime(frame["polled_at"], utc=True))
     ok = frame[frame["ok"]].drop_duplicates(["config_id", "at"])
     frame = pd.concat([ok, frame[~frame["ok"]]], ignore_index=True)
-    status = frame["status"].astype("string")
-    state = status.map(lambda s: policy.states.get(s, UNKNOWN) if isinstance(s, str) else UNKNOWN)
+    state = frame["status"].astype("string").map(policy.states).fillna(UNKNOWN)
     frame["state"] = state.where(frame["ok"], UNKNOWN).astype("string")
     frame["day"] = frame["at"].dt.floor("D")
     for column in ("quality_rating", "can_send_message", "phone_status"):
