@@ -2,7 +2,8 @@
 
     .venv/bin/python bench/report_once.py ours|baseline ROOT FIRST_DAY LAST_DAY OUT
 
-Prints one JSON line: seconds, peak_mb, rows (of the availability result).
+Prints one JSON line: seconds (imports excluded), peak_mb (whole process), rows (of the
+availability result).
 `ours` is `write_reports` (read the partitions needed, build every report table, write them
 and the HTML page). `baseline` is what one writes without the project: read the whole `polls`
 dataset into pandas and group it into per-number, per-day sample availability.
@@ -31,7 +32,9 @@ def baseline(root: str, first: date, last: date, out: str) -> int:
     polls = pd.read_parquet(f"{root}/polls")
     ok = polls[polls["outcome"] == "ok"].drop_duplicates(["config_id", "checked_at"])
     ok = ok.assign(day=ok["checked_at"].dt.floor("D"))
-    ok = ok[(ok["day"] >= pd.Timestamp(first, tz="UTC")) & (ok["day"] <= pd.Timestamp(last, tz="UTC"))]
+    ok = ok[
+        (ok["day"] >= pd.Timestamp(first, tz="UTC")) & (ok["day"] <= pd.Timestamp(last, tz="UTC"))
+    ]
     counts = ok.groupby(["config_id", "day", "status"]).size().unstack("status", fill_value=0)
     up = counts.get("healthy", 0) + counts.get("degraded", 0)
     availability = up / (up + counts.get("unhealthy", 0))

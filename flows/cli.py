@@ -59,6 +59,13 @@ def _parser() -> argparse.ArgumentParser:
     )
     report.set_defaults(handler=_report)
 
+    compact = commands.add_parser("compact", help="merge each closed day's files into one")
+    compact.add_argument("--storage", default="./data", help="root of the Parquet history")
+    compact.add_argument(
+        "--before", type=date.fromisoformat, help="YYYY-MM-DD (default: today, UTC)"
+    )
+    compact.set_defaults(handler=_compact)
+
     demo = commands.add_parser(
         "demo", help="build days of history against the simulator in seconds, then the report"
     )
@@ -270,6 +277,20 @@ def _print_report(summary: dict, storage: str) -> None:
         "quality_transitions, check_pass_rates, fleet_daily, customer_daily, waba_daily)"
     )
     print(f"Report page (open it in a browser): {summary['page']}")
+
+
+def _compact(args: argparse.Namespace) -> int:
+    from flows.compact import compact_history
+    from tasks.storage import StorageError
+
+    try:
+        summary = compact_history(storage=args.storage, before=args.before)
+    except (StorageError, OSError) as exc:
+        print(f"kapso-health: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    merged = ", ".join(f"{name} {count}" for name, count in summary["files_merged"].items())
+    print(f"Compacted {summary['table_days']} table-days before {summary['before']}: {merged}")
+    return 0
 
 
 def _demo(args: argparse.Namespace) -> int:

@@ -1,4 +1,5 @@
-"""A synthetic long history for the report benchmark, written through the project's own layers.
+"""A synthetic history (for the report benchmark and the notebook test), written through the
+project's own layers.
 
 Every 15 minutes of simulated time, each number of a seeded simulator fleet answers with the
 body the simulator would serve at that moment; the bodies go through `flatten_polls` and
@@ -6,7 +7,7 @@ body the simulator would serve at that moment; the bodies go through `flatten_po
 then each closed day is compacted as the daily deployment does. 1 % of polls time out. The
 `raw` table is left out: reports never read it, and it would only cost disk.
 
-    .venv/bin/python bench/history.py DIR --numbers 1000 --days 90
+    .venv/bin/python -m simulator.history DIR --numbers 1000 --days 90
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from concurrent.futures import ProcessPoolExecutor
 from datetime import UTC, date, datetime, timedelta
 
 from simulator.fleet import Fleet
-from tasks.flatten import flatten_polls
+from tasks.flatten import flatten_numbers, flatten_polls
 from tasks.poll import Outcome, PollResult
 from tasks.storage import ParquetStore
 
@@ -28,12 +29,15 @@ EVERY = timedelta(minutes=15)
 TABLES = ("polls", "checks", "entities")
 
 
-def write_day(root: str, numbers: int, day: date, compact: bool = True) -> int:
+def write_day(root: str, numbers: int, day: date, compact: bool = True, seed: int = 11) -> int:
     """One day of rounds for the whole fleet; returns the polls rows written."""
-    fleet = Fleet(numbers, seed=11)
+    fleet = Fleet(numbers, seed=seed)
     rng = random.Random(day.toordinal())
     store = ParquetStore(root)
     start = datetime.combine(day, datetime.min.time(), UTC)
+    listed = fleet.list_page("legacy", 1, len(fleet.numbers))["data"]
+    run_id = f"history-{day:%Y%m%d}-numbers"
+    store.write("numbers", flatten_numbers(listed, "legacy", run_id, start), run_id, "numbers")
     written = 0
     for round_index in range(int(timedelta(days=1) / EVERY)):
         at = start + round_index * EVERY
