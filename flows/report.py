@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any
 
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 from prefect import flow, get_run_logger
 from prefect.artifacts import (
     create_link_artifact,
@@ -27,7 +30,8 @@ from reports.quality import all_transitions, daily_quality
 from reports.rollup import fleet_rollup, latest_attributes
 from reports.schemas import to_arrow
 from reports.timeline import Policy, intervals, observations
-from tasks.storage import ParquetStore, write_text
+from tasks.schemas import POLLS
+from tasks.storage import ParquetStore, to_pandas, write_text
 
 POLL_COLUMNS = [
     "config_id",
@@ -51,14 +55,12 @@ def report_days(day: date | None, to: date | None) -> list[date]:
     return [first + timedelta(days=n) for n in range((last - first).days + 1)]
 
 
-def build_reports(
-    polls: pd.DataFrame,
-    checks: pd.DataFrame,
-    numbers: pd.DataFrame,
-    days: list[date],
-    policy: Policy,
-) -> dict[str, pd.DataFrame]:
-    """Every report table for `days`, from the polls of those days and one day either side."""
+ROWS_PER_BATCH = 1_000_000  # numbers are computed in batches of about this many polls rows
+
+
+def number_tables(polls: pd.DataFrame, days: list[date], policy: Policy) -> dict[str, pd.DataFrame]:
+    """The per-number tables for `days`, from those numbers' polls of the days and one day
+    either side: availability, quality, incidents, transitions."""
     stamps = [pd.Timestamp(d, tz="UTC") for d in days]
     obs = observations(polls, policy)
     # Incidents and transitions look across the margin; holding time only matters in range.
@@ -66,19 +68,12 @@ def build_reports(
     near = obs["at"].between(stamps[0] - reach, stamps[-1] + pd.Timedelta(days=1) + reach)
     pieces = intervals(obs[near], policy)
     found = incident_days(incidents(obs, policy))
-    availability = daily_availability(obs, pieces, stamps, policy, found)
     changes = all_transitions(obs)
-    quality = daily_quality(obs, pieces, stamps, changes)
-    attributes = latest_attributes(numbers)
     tables = {
-        "availability_daily": availability,
-        "quality_daily": quality,
+        "availability_daily": daily_availability(obs, pieces, stamps, policy, found),
+        "quality_daily": daily_quality(obs, pieces, stamps, changes),
         "incidents": found,
         "quality_transitions": changes,
-        "check_pass_rates": check_pass_rates(checks, stamps),
-        "fleet_daily": fleet_rollup(availability, quality),
-        "customer_daily": fleet_rollup(availability, quality, attributes, "customer_id"),
-        "waba_daily": fleet_rollup(availability, quality, attributes, "business_account_id"),
     }
     return {
         name: frame[frame["day"].isin(stamps)].reset_index(drop=True)
@@ -86,17 +81,60 @@ def build_reports(
     }
 
 
+def fleet_tables(
+    availability: pd.DataFrame, quality: pd.DataFrame, numbers: pd.DataFrame
+) -> dict[str, pd.DataFrame]:
+    """Roll-ups per day: the fleet, and per customer and per WABA from the `numbers` table."""
+    attributes = latest_attributes(numbers)
+    return {
+        "fleet_daily": fleet_rollup(availability, quality),
+        "customer_daily": fleet_rollup(availability, quality, attributes, "customer_id"),
+        "waba_daily": fleet_rollup(availability, quality, attributes, "business_account_id"),
+    }
+
+
+def build_reports(store: ParquetStore, days: list[date], policy: Policy) -> dict[str, pd.DataFrame]:
+    """Every report table for `days`. Numbers are computed in batches and checks day by day,
+    so memory stays bounded however long the range."""
+    margin = timedelta(days=1)  # observations just before or after the range hold into it
+    polls = store.read_arrow(
+        "polls", days[0] - margin, days[-1] + margin, columns=POLL_COLUMNS, dictionary=True
+    )
+    parts = [number_tables(batch, days, policy) for batch in _number_batches(polls)]
+    del polls
+    tables = {
+        name: pd.concat([part[name] for part in parts], ignore_index=True) for name in parts[0]
+    }
+    tables["check_pass_rates"] = pd.concat(
+        [
+            check_pass_rates(store.read_arrow("checks", day, day, columns=CHECK_COLUMNS), [day])
+            for day in days
+        ],
+        ignore_index=True,
+    )
+    numbers = store.read("numbers", None, days[-1])
+    tables.update(fleet_tables(tables["availability_daily"], tables["quality_daily"], numbers))
+    return tables
+
+
+def _number_batches(polls: pa.Table) -> Iterator[pd.DataFrame]:
+    """The polls as pandas, a few whole numbers at a time (about ROWS_PER_BATCH rows each)."""
+    column = polls.column("config_id")
+    ids = sorted({i for chunk in column.chunks for i in chunk.dictionary.to_pylist()})
+    step = max(1, len(ids) * ROWS_PER_BATCH // max(1, polls.num_rows))
+    plain = pa.schema([POLLS.field(name) for name in polls.column_names])
+    for start in range(0, max(1, len(ids)), step):
+        batch = pa.array(ids[start : start + step], pa.string())
+        yield to_pandas(polls.filter(pc.is_in(column, value_set=batch)).cast(plain))
+
+
 def write_reports(
     storage: str, days: list[date], policy: Policy, out: str | None = None
 ) -> tuple[dict[str, pd.DataFrame], str]:
-    """Read what `days` need, build every report table, replace those days' files, and write
-    the HTML page (to `out`, default `<storage>/reports/html`). Returns the tables and page."""
+    """Build every report table for `days`, replace those days' files, and write the HTML
+    page (to `out`, default `<storage>/reports/html`). Returns the tables and the page."""
     store = ParquetStore(storage)
-    margin = timedelta(days=1)  # observations just before or after the range hold into it
-    polls = store.read("polls", days[0] - margin, days[-1] + margin, columns=POLL_COLUMNS)
-    checks = store.read("checks", days[0], days[-1], columns=CHECK_COLUMNS)
-    numbers = store.read("numbers", None, days[-1])
-    tables = build_reports(polls, checks, numbers, days, policy)
+    tables = build_reports(store, days, policy)
     for name, frame in tables.items():
         for day in days:
             rows = frame[frame["day"] == pd.Timestamp(day, tz="UTC")]

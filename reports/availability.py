@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from reports.timeline import (
     DAY,
@@ -16,6 +18,7 @@ from reports.timeline import (
     Policy,
     runs,
 )
+from tasks.schemas import TIMESTAMP
 
 MESSAGING = ("AVAILABLE", "LIMITED", "BLOCKED")
 
@@ -127,31 +130,47 @@ def worst_numbers(availability: pd.DataFrame, limit: int = 20) -> pd.DataFrame:
     return ranked.head(limit).reset_index()
 
 
-def check_pass_rates(checks: pd.DataFrame, days: list[pd.Timestamp]) -> pd.DataFrame:
+def check_pass_rates(checks: pa.Table | pd.DataFrame, days: list) -> pd.DataFrame:
     """Per number, day and check name (any name, also new ones): passed, failed, pass rate.
 
     A check counts once per observation (distinct `checked_at`); `passed` null is neither.
+    Computed in Arrow: a day of a large fleet has millions of check rows.
     """
-    if checks.empty:
-        return pd.DataFrame(
-            columns=["config_id", "day", "check_name", "passed", "failed", "pass_rate"]
-        )
-    distinct = checks.drop_duplicates(["config_id", "checked_at", "check_name"])
-    at = pd.to_datetime(distinct["checked_at"], utc=True).fillna(
-        pd.to_datetime(distinct["polled_at"], utc=True)
+    if isinstance(checks, pd.DataFrame):
+        checks = pa.Table.from_pandas(checks, preserve_index=False)
+    columns = ["config_id", "day", "check_name", "passed", "failed", "pass_rate"]
+    if checks.num_rows == 0:
+        return pd.DataFrame(columns=columns)
+    checked_at = checks.column("checked_at").cast(TIMESTAMP)
+    at = pc.coalesce(checked_at, checks.column("polled_at").cast(TIMESTAMP))
+    wanted = pa.array([_utc(day) for day in days], TIMESTAMP)
+    passed = checks.column("passed").cast(pa.bool_())
+    frame = pa.table(
+        {
+            "config_id": checks.column("config_id").cast(pa.string()),
+            "day": pc.floor_temporal(at, unit="day"),
+            "check_name": checks.column("check_name").cast(pa.string()),
+            "checked_at": checked_at,
+            "passed": pc.fill_null(pc.equal(passed, True), False).cast(pa.int64()),
+            "failed": pc.fill_null(pc.equal(passed, False), False).cast(pa.int64()),
+        }
     )
-    passed = distinct["passed"].astype("boolean")
-    frame = distinct.assign(
-        day=at.dt.floor("D"),
-        passed=passed.eq(True).fillna(False).astype("int64"),
-        failed=passed.eq(False).fillna(False).astype("int64"),
+    frame = frame.filter(pc.is_in(frame.column("day"), value_set=wanted))
+    keys = ["config_id", "day", "check_name"]
+    distinct = frame.group_by([*keys, "checked_at"], use_threads=False).aggregate(
+        [("passed", "max"), ("failed", "max")]
     )
-    frame = frame[frame["day"].isin(days)]
-    result = frame.groupby(["config_id", "day", "check_name"], observed=True)[
-        ["passed", "failed"]
-    ].sum()
+    counted = distinct.group_by(keys).aggregate([("passed_max", "sum"), ("failed_max", "sum")])
+    result = counted.to_pandas().rename(
+        columns={"passed_max_sum": "passed", "failed_max_sum": "failed"}
+    )
     result["pass_rate"] = _ratio(result["passed"], result["passed"] + result["failed"])
-    return result.reset_index()
+    return result.sort_values(keys, ignore_index=True)[columns]
+
+
+def _utc(day: object) -> pd.Timestamp:
+    stamp = pd.Timestamp(day)
+    return stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
 
 
 def _count(frame: pd.DataFrame, column: str, values: tuple, grid: pd.MultiIndex) -> pd.DataFrame:

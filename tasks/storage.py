@@ -209,12 +209,15 @@ class ParquetStore:
         end: date | None = None,
         columns: list[str] | None = None,
         schema: pa.Schema | None = None,
+        dictionary: bool = False,
     ) -> pa.Table:
         """Rows of `name` for UTC days in [start, end], in its schema.
 
         The schema defaults to the table's in `TABLES`; for other tables (report tables)
-        it is the one their files were written with. A file that a compaction removes
-        while it is being read makes the read start again from a fresh listing.
+        it is the one their files were written with. `dictionary` reads text columns
+        dictionary-encoded, as Parquet stores them: far less memory for long ranges. A file
+        that a compaction removes while it is being read makes the read start again from a
+        fresh listing.
         """
         schema = schema or TABLES.get(name)
         for attempt in range(READ_ATTEMPTS):
@@ -222,18 +225,30 @@ class ParquetStore:
             if not files:
                 if schema is None:
                     raise StorageError(f"no {name!r} files under {self.url!r} for those days")
-                return schema.empty_table().select(columns or schema.names)
+                empty = (_dictionary_schema(schema) if dictionary else schema).empty_table()
+                return empty.select(columns or schema.names)
             try:
-                return self._read_files(files, schema, columns)
+                return self._read_files(files, schema, columns, dictionary)
             except FileNotFoundError:
                 if attempt == READ_ATTEMPTS - 1:
                     raise
         raise AssertionError("unreachable")
 
     def _read_files(
-        self, files: list[str], schema: pa.Schema | None, columns: list[str] | None = None
+        self,
+        files: list[str],
+        schema: pa.Schema | None,
+        columns: list[str] | None = None,
+        dictionary: bool = False,
     ) -> pa.Table:
-        dataset = ds.dataset(files, schema=schema, format="parquet", filesystem=self.fs)
+        file_format = ds.ParquetFileFormat()
+        if dictionary and schema is not None:
+            text = [field.name for field in schema if field.type == pa.string()]
+            file_format = ds.ParquetFileFormat(
+                read_options=ds.ParquetReadOptions(dictionary_columns=text)
+            )
+            schema = _dictionary_schema(schema)
+        dataset = ds.dataset(files, schema=schema, format=file_format, filesystem=self.fs)
         return dataset.to_table(columns=columns)
 
     def read(
@@ -246,7 +261,7 @@ class ParquetStore:
     ) -> pd.DataFrame:
         """Rows of `name` for UTC days in [start, end] as pandas, reading only those days."""
         table = self.read_arrow(name, _day(start), _day(end), columns, schema)
-        return table.to_pandas(types_mapper=_PANDAS_TYPES.get)
+        return to_pandas(table)
 
     def last_observations(
         self, now: datetime, days: int = 2, exclude_run: str | None = None
@@ -306,6 +321,19 @@ def write_text(url: str, text: str) -> str:
     except OSError as exc:
         raise StorageError(f"cannot write {url!r}: {exc}") from exc
     return path
+
+
+def _dictionary_schema(schema: pa.Schema) -> pa.Schema:
+    """`schema` with its text columns dictionary-encoded."""
+    text = pa.dictionary(pa.int32(), pa.string())
+    return pa.schema(
+        [field.with_type(text) if field.type == pa.string() else field for field in schema]
+    )
+
+
+def to_pandas(table: pa.Table) -> pd.DataFrame:
+    """Arrow → pandas with nullable dtypes (strings, booleans, integers keep their nulls)."""
+    return table.to_pandas(types_mapper=_PANDAS_TYPES.get)
 
 
 def _name(path: str) -> str:
