@@ -100,14 +100,18 @@ def build_reports(store: ParquetStore, days: list[date], policy: Policy) -> dict
     polls = store.read_arrow(
         "polls", days[0] - margin, days[-1] + margin, columns=POLL_COLUMNS, dictionary=True
     )
-    parts = [number_tables(batch, days, policy) for batch in _number_batches(polls)]
-    del polls
+    batches = _number_batches(polls)
+    del polls  # the batches own it now, and let go of it as early as they can
+    parts = [number_tables(batch, days, policy) for batch in batches]
     tables = {
         name: pd.concat([part[name] for part in parts], ignore_index=True) for name in parts[0]
     }
     tables["check_pass_rates"] = pd.concat(
         [
-            check_pass_rates(store.read_arrow("checks", day, day, columns=CHECK_COLUMNS), [day])
+            check_pass_rates(
+                store.read_arrow("checks", day, day, columns=CHECK_COLUMNS, dictionary=True),
+                [day],
+            )
             for day in days
         ],
         ignore_index=True,
@@ -119,13 +123,27 @@ def build_reports(store: ParquetStore, days: list[date], policy: Policy) -> dict
 
 def _number_batches(polls: pa.Table) -> Iterator[pd.DataFrame]:
     """The polls as pandas, a few whole numbers at a time (about ROWS_PER_BATCH rows each)."""
-    column = polls.column("config_id")
-    ids = sorted({i for chunk in column.chunks for i in chunk.dictionary.to_pylist()})
-    step = max(1, len(ids) * ROWS_PER_BATCH // max(1, polls.num_rows))
-    plain = pa.schema([POLLS.field(name) for name in polls.column_names])
-    for start in range(0, max(1, len(ids)), step):
-        batch = pa.array(ids[start : start + step], pa.string())
-        yield to_pandas(polls.filter(pc.is_in(column, value_set=batch)).cast(plain))
+    if polls.num_rows <= ROWS_PER_BATCH:
+        yield to_pandas(polls.cast(_plain(polls.schema)))
+        return
+    polls = polls.unify_dictionaries().combine_chunks()
+    column = polls.column("config_id").chunk(0)
+    ranks = pc.rank(column.dictionary, sort_keys="ascending", tiebreaker="dense")  # 1-based
+    step = max(1, len(column.dictionary) * ROWS_PER_BATCH // polls.num_rows)
+    batch_of_row = pc.take(pc.divide(pc.subtract(ranks, 1), step), column.indices)
+    order = pc.sort_indices(batch_of_row)
+    ordered = polls.take(order)  # still dictionary-encoded: decoded one batch at a time
+    sizes = pc.value_counts(pc.take(batch_of_row, order)).field("counts").to_pylist()
+    plain = _plain(polls.schema)
+    del polls, column, batch_of_row, order
+    start = 0
+    for size in sizes:
+        yield to_pandas(ordered.slice(start, size).cast(plain))
+        start += size
+
+
+def _plain(schema: pa.Schema) -> pa.Schema:
+    return pa.schema([POLLS.field(name) for name in schema.names])
 
 
 def write_reports(

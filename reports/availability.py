@@ -19,6 +19,7 @@ from reports.timeline import (
     runs,
 )
 from tasks.schemas import TIMESTAMP
+from tasks.storage import to_pandas
 
 MESSAGING = ("AVAILABLE", "LIMITED", "BLOCKED")
 
@@ -144,28 +145,45 @@ def check_pass_rates(checks: pa.Table | pd.DataFrame, days: list) -> pd.DataFram
     checked_at = checks.column("checked_at").cast(TIMESTAMP)
     at = pc.coalesce(checked_at, checks.column("polled_at").cast(TIMESTAMP))
     wanted = pa.array([_utc(day) for day in days], TIMESTAMP)
-    passed = checks.column("passed").cast(pa.bool_())
     frame = pa.table(
         {
-            "config_id": checks.column("config_id").cast(pa.string()),
-            "day": pc.floor_temporal(at, unit="day"),
-            "check_name": checks.column("check_name").cast(pa.string()),
+            "config_id": checks.column("config_id"),
+            "day": _utc_midnight(at),
+            "check_name": checks.column("check_name"),
             "checked_at": checked_at,
-            "passed": pc.fill_null(pc.equal(passed, True), False).cast(pa.int64()),
-            "failed": pc.fill_null(pc.equal(passed, False), False).cast(pa.int64()),
+            "passed": checks.column("passed").cast(pa.bool_()),
         }
     )
-    frame = frame.filter(pc.is_in(frame.column("day"), value_set=wanted))
+    frame = frame.filter(pc.is_in(frame.column("day"), value_set=wanted)).unify_dictionaries()
     keys = ["config_id", "day", "check_name"]
-    distinct = frame.group_by([*keys, "checked_at"], use_threads=False).aggregate(
-        [("passed", "max"), ("failed", "max")]
+    observed = frame.group_by([*keys, "passed"]).aggregate(
+        [("checked_at", "count_distinct", pc.CountOptions(mode="all"))]
     )
-    counted = distinct.group_by(keys).aggregate([("passed_max", "sum"), ("failed_max", "sum")])
-    result = counted.to_pandas().rename(
-        columns={"passed_max_sum": "passed", "failed_max_sum": "failed"}
-    )
+    counts = to_pandas(observed.cast(_decoded(observed.schema)))
+    seen = counts["checked_at_count_distinct"]
+    counts["failed"] = seen.where(counts["passed"].eq(False).fillna(False), 0)
+    counts["passed"] = seen.where(counts["passed"].eq(True).fillna(False), 0)
+    result = counts.groupby(keys, as_index=False)[["passed", "failed"]].sum()
     result["pass_rate"] = _ratio(result["passed"], result["passed"] + result["failed"])
     return result.sort_values(keys, ignore_index=True)[columns]
+
+
+def _utc_midnight(at: pa.ChunkedArray) -> pa.ChunkedArray:
+    """UTC timestamps floored to their day (integer arithmetic: far faster than
+    `floor_temporal` on zoned timestamps; exact for times after 1970)."""
+    micros = pc.cast(at, pa.int64())
+    day = pc.multiply(pc.divide(micros, 86_400_000_000), 86_400_000_000)
+    return pc.cast(day, TIMESTAMP)
+
+
+def _decoded(schema: pa.Schema) -> pa.Schema:
+    """`schema` with dictionary-encoded columns as their plain values."""
+    return pa.schema(
+        [
+            field.with_type(field.type.value_type) if pa.types.is_dictionary(field.type) else field
+            for field in schema
+        ]
+    )
 
 
 def _utc(day: object) -> pd.Timestamp:

@@ -17,6 +17,7 @@ RATING_COLOURS = {
 }
 EMPTY = "#eceff3"
 WORST_ROWS = 20
+LISTING_ROWS = 2_000  # rows of a listing on the page; the Parquet tables hold them all
 CELL, LABEL = 14, 250
 
 STYLE = """
@@ -49,16 +50,18 @@ def render_report(title: str, tables: dict[str, pd.DataFrame]) -> str:
         f"<h2>Worst numbers (lowest availability, top {WORST_ROWS})</h2>",
         _worst(availability),
         "<h2>Quality downgrades and phone status changes for the worse</h2>",
-        _rows(
+        _listing(
             transitions[transitions["worse"]].sort_values("at"),
             ["at", "config_id", "field", "from_value", "to_value"],
+            "reports/quality_transitions",
         ),
         "<h2>Incidents</h2>",
-        _rows(
+        _listing(
             found.drop_duplicates("incident_id")
             .sort_values("start")
             .assign(minutes=lambda f: f["duration_seconds"] / 60),
             ["start", "end", "config_id", "kind", "minutes", "ongoing"],
+            "reports/incidents",
         ),
     ]
     return (
@@ -172,6 +175,16 @@ def _legend() -> str:
 def _worst(availability: pd.DataFrame) -> str:
     worst = worst_numbers(availability, WORST_ROWS)
     return _rows(worst, list(worst.columns), percent=("availability_time", "coverage"))
+
+
+def _listing(frame: pd.DataFrame, columns: list[str], table: str) -> str:
+    """Every row, up to LISTING_ROWS; beyond that the first ones and where the rest are."""
+    if len(frame) <= LISTING_ROWS:
+        return _rows(frame, columns)
+    return (
+        f"<p class=note>The first {LISTING_ROWS:,} of {len(frame):,}; every one is in the "
+        f"<code>{table}</code> Parquet table.</p>" + _rows(frame.head(LISTING_ROWS), columns)
+    )
 
 
 def _rows(frame: pd.DataFrame, columns: list[str], percent: tuple[str, ...] = ()) -> str:

@@ -7,7 +7,7 @@ from html.parser import HTMLParser
 import pandas as pd
 
 from reports.availability import check_pass_rates, daily_availability, incident_days, incidents
-from reports.html import RATING_COLOURS, render_report
+from reports.html import LISTING_ROWS, RATING_COLOURS, _listing, render_report
 from reports.quality import daily_quality, transitions
 from reports.rollup import fleet_rollup
 from reports.timeline import intervals, observations
@@ -106,3 +106,15 @@ def test_trend_has_a_point_per_day_and_worst_number_comes_first() -> None:
 
 def test_text_from_the_data_is_escaped() -> None:
     assert "bad<script>" not in render_report("Report", tables())
+
+
+def test_a_long_listing_shows_its_first_rows_and_says_where_the_rest_are() -> None:
+    at = pd.date_range("2026-03-01", periods=LISTING_ROWS + 5, freq="min", tz="UTC")
+    frame = pd.DataFrame({"at": at, "config_id": [f"n{i}" for i in range(len(at))]})
+    page = _listing(frame, ["at", "config_id"], "reports/incidents")
+    assert f"The first {LISTING_ROWS:,} of {LISTING_ROWS + 5:,}" in page
+    assert "reports/incidents" in page
+    assert page.count("<tr>") == LISTING_ROWS + 1  # with the header row
+    assert f">n{LISTING_ROWS - 1}<" in page and f">n{LISTING_ROWS}<" not in page
+    short = _listing(frame.head(3), ["at", "config_id"], "reports/incidents")
+    assert short.count("<tr>") == 4 and "The first" not in short
