@@ -16,29 +16,39 @@ import resource
 import sys
 import time
 from datetime import date
+from pathlib import Path
+
+import pandas as pd
+
+from flows.report import report_days, write_reports
+from reports.timeline import Policy
 
 
 def ours(root: str, first: date, last: date, out: str) -> int:
-    from flows.report import report_days, write_reports
-    from reports.timeline import Policy
-
     tables, _ = write_reports(root, report_days(first, last), Policy(), out)
     return len(tables["availability_daily"])
 
 
 def baseline(root: str, first: date, last: date, out: str) -> int:
-    import pandas as pd
-
     polls = pd.read_parquet(f"{root}/polls")
     ok = polls[polls["outcome"] == "ok"].drop_duplicates(["config_id", "checked_at"])
     ok = ok.assign(day=ok["checked_at"].dt.floor("D"))
-    ok = ok[
-        (ok["day"] >= pd.Timestamp(first, tz="UTC")) & (ok["day"] <= pd.Timestamp(last, tz="UTC"))
-    ]
-    counts = ok.groupby(["config_id", "day", "status"]).size().unstack("status", fill_value=0)
+    in_range = ok["day"].between(pd.Timestamp(first, tz="UTC"), pd.Timestamp(last, tz="UTC"))
+    counts = (
+        ok[in_range].groupby(["config_id", "day", "status"]).size().unstack("status", fill_value=0)
+    )
     up = counts.get("healthy", 0) + counts.get("degraded", 0)
     availability = up / (up + counts.get("unhealthy", 0))
     return len(availability)
+
+
+def _peak_mb() -> float:
+    """This process's peak resident memory. Not `ru_maxrss`: Linux carries that over from the
+    parent across exec, so a child of a big process would report the parent's peak."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def main() -> int:
@@ -48,7 +58,7 @@ def main() -> int:
         root, date.fromisoformat(first), date.fromisoformat(last), out
     )
     seconds = time.perf_counter() - started
-    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    peak_mb = _peak_mb()
     print(json.dumps({"seconds": seconds, "peak_mb": peak_mb, "rows": rows}))
     return 0
 

@@ -6,7 +6,8 @@
 Sections: `sweep` (rate-limited sweep vs a sequential loop and an unlimited gather),
 `unthrottled` (whole flow vs a raw aiohttp client), `flatten` (vs pandas.json_normalize),
 `report` (one day and 90 days of a 1,000-number history vs reading it all into pandas; the
-history is built once into bench/.cache, which takes several minutes).
+history is built once into bench/.cache, which takes several minutes), `compaction` (reading
+a day after 96 appends vs after compacting it).
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from pathlib import Path
 
 import aiohttp
 import httpx
+import pyarrow.parquet as pq
 
 from simulator.fleet import Fleet
 from simulator.process import running_simulator
@@ -362,7 +364,7 @@ def bench_report() -> list[Row]:
     build(str(HISTORY), HISTORY_NUMBERS, HISTORY_DAYS)  # once; kept in bench/.cache
     store = ParquetStore(str(HISTORY))
     rows = {
-        name: store.read_arrow(name, columns=["config_id"]).num_rows
+        name: sum(pq.read_metadata(path).num_rows for path in store.files(name))
         for name in ("polls", "checks", "entities")
     }
     size = sum(f.stat().st_size for f in HISTORY.rglob("*.parquet") if "reports" not in f.parts)
@@ -404,6 +406,38 @@ def bench_report() -> list[Row]:
     return result
 
 
+def bench_compaction() -> list[Row]:
+    from simulator.history import write_day
+    from tasks.storage import ParquetStore
+
+    day = date(2026, 1, 1)
+    with tempfile.TemporaryDirectory() as root:
+        write_day(root, HISTORY_NUMBERS, day, compact=False)
+        store = ParquetStore(root)
+        files = len(store.files("polls", day, day))
+        appended = _best_of(5, lambda: store.read("polls", day, day))
+        started = time.perf_counter()
+        merged = sum(store.compact(name, day) for name in ("polls", "checks", "entities"))
+        compaction = time.perf_counter() - started
+        compacted = _best_of(5, lambda: store.read("polls", day, day))
+    return [
+        Row(
+            "compaction",
+            f"read one day of polls ({HISTORY_NUMBERS:,} numbers x 96 rounds) from "
+            f"{files} appended files",
+            f"{appended * 1000:,.0f} ms",
+        ),
+        Row(
+            "compaction",
+            "the same day after compaction (one file per table)",
+            f"{compacted * 1000:,.0f} ms = {appended / compacted:.1f} x faster; compacting "
+            f"{merged} files of 3 tables took {compaction:.1f} s",
+            "report both",
+            "met",
+        ),
+    ]
+
+
 def _best_of(times: int, work) -> float:
     best = float("inf")
     for _ in range(times):
@@ -422,6 +456,7 @@ SECTIONS = {
     "unthrottled": bench_unthrottled,
     "flatten": bench_flatten,
     "report": bench_report,
+    "compaction": bench_compaction,
 }
 
 

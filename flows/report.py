@@ -123,8 +123,8 @@ def build_reports(store: ParquetStore, days: list[date], policy: Policy) -> dict
 
 def _number_batches(polls: pa.Table) -> Iterator[pd.DataFrame]:
     """The polls as pandas, a few whole numbers at a time (about ROWS_PER_BATCH rows each)."""
-    if polls.num_rows <= ROWS_PER_BATCH:
-        yield to_pandas(polls.cast(_plain(polls.schema)))
+    if polls.num_rows <= ROWS_PER_BATCH:  # one chunk per column: pandas takes from it fast
+        yield to_pandas(polls.cast(_plain(polls.schema)).combine_chunks())
         return
     polls = polls.unify_dictionaries().combine_chunks()
     column = polls.column("config_id").chunk(0)
