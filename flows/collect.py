@@ -14,14 +14,24 @@ from prefect.artifacts import (
     acreate_table_artifact,
     aupdate_progress_artifact,
 )
+from prefect.client.orchestration import get_client
+from prefect.exceptions import ObjectNotFound
 from prefect.runtime import flow_run
 from pydantic import Field
 
 from tasks.client import KapsoClient
 from tasks.fetch import clean_ids, discover_numbers, fetch_chunk
 from tasks.flatten import flatten_polls
+from tasks.limiter import RateLimiter, SharedBudget
 from tasks.poll import Outcome, PollResult
-from tasks.settings import DEFAULT_BASE_URLS, ConnectionSettings, Flavour, api_key_from
+from tasks.settings import (
+    DEFAULT_BASE_URLS,
+    DEFAULT_STORAGE,
+    ConnectionSettings,
+    Flavour,
+    api_key_from,
+    configured,
+)
 from tasks.storage import ParquetStore, append_tables, check_run_id
 
 PROGRESS_EVERY_SECONDS = 5.0
@@ -36,7 +46,7 @@ async def collect_health(
     ids: list[str] | None = None,
     base_url: str | None = None,
     flavour: Flavour = "legacy",
-    storage: str = "./data",
+    storage: str | None = None,
     rate_per_second: Annotated[float, Field(ge=0, description="0 turns it off")] = 5.0,
     rate_per_minute: Annotated[float, Field(ge=0, description="0 turns it off")] = 60.0,
     max_in_flight: Annotated[int, Field(ge=1, le=1000)] = 16,
@@ -45,11 +55,17 @@ async def collect_health(
     max_attempts: Annotated[int, Field(ge=1, le=20)] = 4,
     api_key_secret: str | None = None,
     run_id: str | None = None,
+    global_limit: str | None = None,
 ) -> dict[str, Any]:
     """Poll every number's health once and append the flattened rows to the Parquet history.
 
     With no `ids`, the numbers are discovered from the list endpoint. The API key comes from
-    `KAPSO_API_KEY` or the Prefect Secret block named by `api_key_secret`.
+    `KAPSO_API_KEY` or the Prefect Secret block named by `api_key_secret`. `base_url` and
+    `storage` default to the Prefect Variables `kapso_health_base_url` and
+    `kapso_health_storage` (or `KAPSO_HEALTH_BASE_URL`, `KAPSO_HEALTH_STORAGE`), then to
+    Kapso's URL for the flavour and `./data`. `global_limit` names a Prefect global rate
+    limit shared by every run against the project (see the README); each request takes a
+    slot of it, in batches.
     """
     logger = get_run_logger()
     api_key = api_key_from(api_key_secret)
@@ -61,7 +77,7 @@ async def collect_health(
     run_id = check_run_id(run_id or str(flow_run.id or uuid.uuid4()))
     settings = ConnectionSettings(
         api_key=api_key,
-        base_url=base_url or DEFAULT_BASE_URLS[flavour],
+        base_url=configured("base_url", base_url, DEFAULT_BASE_URLS[flavour]),
         flavour=flavour,
         rate_per_second=rate_per_second or None,
         rate_per_minute=rate_per_minute or None,
@@ -75,9 +91,16 @@ async def collect_health(
             "cut short and recorded as timeouts",
             timeout_seconds,
         )
+    storage = configured("storage", storage, DEFAULT_STORAGE)
     store = ParquetStore(storage)
     started = time.monotonic()
-    async with KapsoClient(settings) as client:
+    limiter = RateLimiter(
+        settings.rate_per_second,
+        settings.rate_per_minute,
+        settings.max_in_flight,
+        shared=await shared_budget(global_limit) if global_limit else None,
+    )
+    async with KapsoClient(settings, limiter) as client:
         numbers, listed_files = await resolve_numbers(client, ids, store, run_id)
         if not numbers:
             logger.warning("No numbers to poll: the list is empty and no ids were given")
@@ -101,6 +124,35 @@ async def collect_health(
     if auth_failure is not None:  # every number has its row; now fail the run loudly
         raise auth_failure
     return summary
+
+
+async def shared_budget(name: str) -> SharedBudget | None:
+    """The run's share of the global rate limit `name`; None, with a warning, without one."""
+    logger = get_run_logger()
+    async with get_client() as prefect:
+        try:
+            limit = await prefect.read_global_concurrency_limit_by_name(name)
+        except ObjectNotFound:
+            limit = None
+    if limit is None or not limit.active or not limit.slot_decay_per_second:
+        logger.warning(
+            "The global rate limit %r is %s: this run keeps to the rate budget on its own, "
+            "and other runs against the same Kapso project can push both over it. Create it "
+            "with `kapso-health shared-limit` (see the README).",
+            name,
+            "missing" if limit is None else "inactive or has no slot decay",
+        )
+        return None
+    batch = max(1, limit.limit // 2)
+    logger.info(
+        "Sharing the rate budget through global rate limit %r (%d slots, %.3g/s decay), "
+        "%d slots at a time",
+        name,
+        limit.limit,
+        limit.slot_decay_per_second,
+        batch,
+    )
+    return SharedBudget(name, batch)
 
 
 async def resolve_numbers(

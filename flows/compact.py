@@ -10,6 +10,7 @@ from prefect.artifacts import create_table_artifact
 from prefect.cache_policies import NO_CACHE
 
 from tasks.schemas import TABLES
+from tasks.settings import DEFAULT_STORAGE, configured
 from tasks.storage import ParquetStore
 
 
@@ -20,13 +21,15 @@ def compact_day(store: ParquetStore, name: str, day: date) -> int:
 
 
 @flow(name="compact-history")
-def compact_history(storage: str = "./data", before: date | None = None) -> dict[str, Any]:
+def compact_history(storage: str | None = None, before: date | None = None) -> dict[str, Any]:
     """Compact every table's days before `before` (default: today, UTC, so every closed day).
+    `storage` defaults as for the other flows (Variable `kapso_health_storage`, ...).
 
     Safe beside running collections and reports: readers see each row exactly once at any
     moment, and a compaction killed at any point loses or doubles nothing.
     """
     logger = get_run_logger()
+    storage = configured("storage", storage, DEFAULT_STORAGE)
     store = ParquetStore(storage)
     cutoff = before or datetime.now(UTC).date()
     merged: dict[str, int] = {}

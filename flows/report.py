@@ -31,6 +31,7 @@ from reports.rollup import fleet_rollup, latest_attributes
 from reports.schemas import to_arrow
 from reports.timeline import Policy, intervals, observations
 from tasks.schemas import POLLS
+from tasks.settings import DEFAULT_STORAGE, configured
 from tasks.storage import ParquetStore, to_pandas, write_text
 
 POLL_COLUMNS = [
@@ -165,15 +166,17 @@ def write_reports(
 def daily_report(
     day: date | None = None,
     to: date | None = None,
-    storage: str = "./data",
+    storage: str | None = None,
     max_gap_minutes: Annotated[int, Field(ge=1, le=1440)] = 30,
     degraded_counts_as_up: bool = True,
     out: str | None = None,
 ) -> dict[str, Any]:
     """Build the report tables for a day (default: yesterday, UTC) or a range of days and
     write them under `<storage>/reports/<table>/date=YYYY-MM-DD/`, replacing earlier builds,
-    plus a self-contained HTML page in `out` (default `<storage>/reports/html`)."""
+    plus a self-contained HTML page in `out` (default `<storage>/reports/html`). `storage`
+    defaults to the Prefect Variable `kapso_health_storage`, `KAPSO_HEALTH_STORAGE`, `./data`."""
     logger = get_run_logger()
+    storage = configured("storage", storage, DEFAULT_STORAGE)
     days = report_days(day, to)
     policy = Policy(
         max_gap=timedelta(minutes=max_gap_minutes), degraded_counts_as_up=degraded_counts_as_up

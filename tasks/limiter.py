@@ -10,6 +10,7 @@ reaching zero, and a 429's `Retry-After` pauses every request and widens the mar
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 from bisect import bisect_right
 from collections.abc import AsyncIterator, Mapping
@@ -78,8 +79,46 @@ class Window:
         self.foreign.extend([now] * (missing - known))
 
 
+class SharedBudget:
+    """A Prefect global rate limit (slot decay) that every run against one project draws on,
+    taken `batch` slots at a time: taking one slot per request undershoots badly."""
+
+    def __init__(self, name: str, batch: int) -> None:
+        self.name = name
+        self.batch = max(1, batch)
+        self.credit = 0
+        self.batches = 0
+
+    async def take(self) -> None:
+        """One request's slot; waits for the limit when this run's batch is used up."""
+        if self.credit == 0:
+            from prefect.concurrency.asyncio import rate_limit
+
+            await rate_limit(self.name, occupy=self.batch, strict=True)
+            self.credit = self.batch
+            self.batches += 1
+        self.credit -= 1
+
+
+def shared_limit_for(per_second: float, per_minute: float) -> tuple[int, float]:
+    """(slots, decay per second) of a global rate limit that keeps all runs together inside
+    both budgets: a burst of `slots` plus a second of decay fits the per-second budget, and
+    `slots` plus a minute of decay fits the per-minute one."""
+    if per_minute / 60 < per_second:  # the minute budget binds: keep most of it for decay
+        slots = max(1, int((per_second - per_minute / 60) * 60 / 59))
+    else:  # the second budget binds: half of it as burst, half as decay
+        slots = max(1, int(per_second / 2))
+    slots = min(slots, int(per_minute))
+    decay = min(per_second - slots, (per_minute - slots) / 60)
+    return slots, math.floor(decay * 10_000) / 10_000
+
+
 class RateLimiter:
-    """Shared by every request of a run; `async with limiter.slot()` around each request."""
+    """Shared by every request of a run; `async with limiter.slot()` around each request.
+
+    With a `shared` budget, each request also takes a slot of the Prefect global rate limit
+    that other runs against the same project use too.
+    """
 
     def __init__(
         self,
@@ -87,7 +126,9 @@ class RateLimiter:
         per_minute: float | None = 60.0,
         max_in_flight: int = 16,
         margin_seconds: float = 0.05,
+        shared: SharedBudget | None = None,
     ) -> None:
+        self.shared = shared
         self.windows = {
             "second": Window(per_second, 1.0, margin_seconds),
             "minute": Window(per_minute, 60.0, margin_seconds),
@@ -103,6 +144,8 @@ class RateLimiter:
         """Hold an in-flight place and a budget unit; yields the send time for `observe`."""
         async with self._in_flight:
             async with self._turn:
+                if self.shared is not None:
+                    await self.shared.take()
                 ticket = await self._wait_for_budget()
             yield ticket
 

@@ -21,6 +21,7 @@ LIST_PATHS: dict[str, str] = {
     "platform": "/whatsapp/phone_numbers",
 }
 API_KEY_ENV = "KAPSO_API_KEY"
+DEFAULT_STORAGE = "./data"
 
 
 class ApiKey:
@@ -59,6 +60,20 @@ def api_key_from(secret_block: str | None = None) -> ApiKey | None:
 
         return ApiKey(Secret.load(secret_block).get())
     return None
+
+
+def configured(name: str, given: str | None, default: str | None = None) -> str | None:
+    """A non-secret setting: the flow parameter if given, else the Prefect Variable
+    `kapso_health_<name>`, else the environment variable `KAPSO_HEALTH_<NAME>`, else `default`.
+    """
+    if given:
+        return given
+    from prefect.variables import Variable
+
+    value = Variable.get(f"kapso_health_{name}", default=None, _sync=True)
+    if value:
+        return str(value)
+    return os.environ.get(f"KAPSO_HEALTH_{name.upper()}") or default
 
 
 @dataclass(frozen=True)
