@@ -43,6 +43,11 @@ def _parser() -> argparse.ArgumentParser:
     collect.add_argument("--storage", default="./data", help="root of the Parquet history")
     collect.add_argument("--chunk-size", type=int, default=500)
     collect.add_argument("--run-id", default=None, help="re-running a run id replaces its files")
+    collect.add_argument(
+        "--global-limit",
+        metavar="NAME",
+        help="Prefect global rate limit shared with other runs (see `shared-limit`)",
+    )
     collect.set_defaults(handler=_collect)
 
     audit = commands.add_parser("audit", help="poll some numbers now and print a table")
@@ -58,6 +63,15 @@ def _parser() -> argparse.ArgumentParser:
         "--max-gap-minutes", type=int, default=30, help="how long one observation holds at most"
     )
     report.set_defaults(handler=_report)
+
+    shared = commands.add_parser(
+        "shared-limit",
+        help="create the Prefect global rate limit that runs against one project share",
+    )
+    shared.add_argument("--name", default="kapso-health-api")
+    shared.add_argument("--rate-per-second", type=float, default=5.0)
+    shared.add_argument("--rate-per-minute", type=float, default=60.0)
+    shared.set_defaults(handler=_shared_limit)
 
     compact = commands.add_parser("compact", help="merge each closed day's files into one")
     compact.add_argument("--storage", default="./data", help="root of the Parquet history")
@@ -161,6 +175,7 @@ def _collect(args: argparse.Namespace) -> int:
                     max_attempts=args.max_attempts,
                     api_key_secret=args.api_key_secret,
                     run_id=args.run_id,
+                    global_limit=args.global_limit,
                 )
             )
     except KapsoAuthError as exc:
@@ -277,6 +292,35 @@ def _print_report(summary: dict, storage: str) -> None:
         "quality_transitions, check_pass_rates, fleet_daily, customer_daily, waba_daily)"
     )
     print(f"Report page (open it in a browser): {summary['page']}")
+
+
+def _shared_limit(args: argparse.Namespace) -> int:
+    """Create or update the limit on the Prefect server of PREFECT_API_URL."""
+    from prefect.client.orchestration import get_client
+    from prefect.settings import PREFECT_API_URL
+
+    from tasks.limiter import shared_limit_for
+
+    if not PREFECT_API_URL.value():
+        print(
+            "kapso-health: PREFECT_API_URL is not set: a shared limit only makes sense on the "
+            "Prefect server your deployments and ad hoc runs use",
+            file=sys.stderr,
+        )
+        return EXIT_FAILED
+    slots, decay = shared_limit_for(args.rate_per_second, args.rate_per_minute)
+
+    async def upsert() -> None:
+        async with get_client() as client:
+            await client.upsert_global_concurrency_limit_by_name(args.name, slots, decay)
+
+    asyncio.run(upsert())
+    print(
+        f"Global rate limit {args.name!r}: {slots} slots, {decay}/s decay: every run together "
+        f"stays within {args.rate_per_second:g}/s and {args.rate_per_minute:g}/min. "
+        f"Pass --global-limit {args.name} (the deployment does)."
+    )
+    return 0
 
 
 def _compact(args: argparse.Namespace) -> int:

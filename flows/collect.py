@@ -19,6 +19,7 @@ from prefect.exceptions import ObjectNotFound
 from prefect.runtime import flow_run
 from pydantic import Field
 
+from tasks.alerts import STATE_COLUMNS, emit_state_changes, state_changes
 from tasks.client import KapsoClient
 from tasks.fetch import clean_ids, discover_numbers, fetch_chunk
 from tasks.flatten import flatten_polls
@@ -108,7 +109,7 @@ async def collect_health(
             "Polling %d numbers at %s (%s flavour)", len(numbers), settings.base_url, flavour
         )
         async with Progress(len(numbers)) as progress:
-            counts, written = await poll_and_store(
+            counts, written, alerts = await poll_and_store(
                 client, numbers, store, run_id, chunk_size, progress
             )
         requests, throttled = client.limiter.requests, client.limiter.throttled
@@ -118,7 +119,10 @@ async def collect_health(
         logger.info(
             "Replaced an earlier attempt of run %s: removed %d files", run_id, store.remove(stale)
         )
-    summary = run_summary(run_id, counts, requests, throttled, time.monotonic() - started, storage)
+    summary = run_summary(
+        run_id, counts, alerts, requests, throttled, time.monotonic() - started, storage
+    )
+    summary["shared_limit_batches"] = limiter.shared.batches if limiter.shared else 0
     await _publish_summary(summary)
     logger.info("Done: %s", ", ".join(f"{k} {v}" for k, v in summary["outcomes"].items()))
     if auth_failure is not None:  # every number has its row; now fail the run loudly
@@ -173,15 +177,19 @@ async def poll_and_store(
     run_id: str,
     chunk_size: int,
     progress: Progress,
-) -> tuple[Counter, set[str]]:
-    """(outcome, status) counts and the files written."""
+) -> tuple[Counter, set[str], Counter]:
+    """(outcome, status) counts, the files written, and the state-change events emitted."""
     # Chunks run a few at a time: enough to keep the in-flight budget busy at chunk edges.
-    last = store.last_observations(client.clock(), exclude_run=run_id).to_pylist()
+    last = store.last_observations(
+        client.clock(), exclude_run=run_id, columns=STATE_COLUMNS
+    ).to_pylist()
     previous = {row["config_id"]: row["checked_at"] for row in last if row["checked_at"]}
+    states = {row["config_id"]: row for row in last}
     skip_until = {row["config_id"]: row["retry_after"] for row in last if row["retry_after"]}
     chunks = [numbers[i : i + chunk_size] for i in range(0, len(numbers), chunk_size)]
     parallel = asyncio.Semaphore(max(2, -(-client.settings.max_in_flight // chunk_size) + 1))
     counts: Counter[tuple[str, str | None]] = Counter()
+    alerts: Counter[str] = Counter()
     polled_ids: list[str] = []
     written: set[str] = set()
 
@@ -191,6 +199,9 @@ async def poll_and_store(
             polled = await fetch_chunk(client, chunk, part, skip_until, progress.add)
             flat = flatten_polls(polled, run_id, previous)
             written.update(await append_tables(store, flat.tables(), run_id, part))
+            changes = state_changes(states, flat.polls)
+            emit_state_changes(changes)
+            alerts.update(change.event for change in changes)
             counts.update(
                 zip(
                     flat.polls["outcome"].to_pylist(), flat.polls["status"].to_pylist(), strict=True
@@ -201,7 +212,7 @@ async def poll_and_store(
     await asyncio.gather(*(run_chunk(i, chunk) for i, chunk in enumerate(chunks)))
     if sorted(polled_ids) != sorted(numbers):
         raise RuntimeError("internal error: not every number got exactly one poll result")
-    return counts, written
+    return counts, written, alerts
 
 
 class Progress:
@@ -251,7 +262,13 @@ class Progress:
 
 
 def run_summary(
-    run_id: str, counts: Counter, requests: int, throttled: int, seconds: float, storage: str
+    run_id: str,
+    counts: Counter,
+    alerts: Counter,
+    requests: int,
+    throttled: int,
+    seconds: float,
+    storage: str,
 ) -> dict[str, Any]:
     outcomes: Counter[str] = Counter()
     statuses: Counter[str] = Counter()
@@ -266,6 +283,7 @@ def run_summary(
         "statuses": dict(sorted(statuses.items())),
         "requests": requests,
         "rate_limited_responses": throttled,
+        "state_change_events": dict(sorted(alerts.items())),
         "seconds": round(seconds, 2),
         "storage": storage,
     }

@@ -65,6 +65,7 @@ async def demo_history(
     store = ParquetStore(storage)
     clock = ShiftedClock()
     counts: Counter[tuple[str, str | None]] = Counter()
+    alerts: Counter[str] = Counter()
     started = time.monotonic()
 
     async def move_clocks(at: datetime) -> None:
@@ -86,11 +87,14 @@ async def demo_history(
             for index in range(rounds):
                 at = start + index * step
                 await move_clocks(at)
-                found, _ = await poll_and_store(
+                found, _, changes = await poll_and_store(
                     client, numbers, store, f"demo-{at:%Y%m%dT%H%M}", len(numbers) or 1, progress
                 )
                 counts.update(found)
+                alerts.update(changes)
         client.raise_for_auth()
         requests, throttled = client.limiter.requests, client.limiter.throttled
-    summary = run_summary("demo", counts, requests, throttled, time.monotonic() - started, storage)
+    summary = run_summary(
+        "demo", counts, alerts, requests, throttled, time.monotonic() - started, storage
+    )
     return {**summary, "days": [d.isoformat() for d in covered], "rounds": rounds}

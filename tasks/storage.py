@@ -264,17 +264,23 @@ class ParquetStore:
         return to_pandas(table)
 
     def last_observations(
-        self, now: datetime, days: int = 2, exclude_run: str | None = None
+        self,
+        now: datetime,
+        days: int = 2,
+        exclude_run: str | None = None,
+        columns: Iterable[str] = (),
     ) -> pa.Table:
-        """Per number, the newest `ok` poll of the last `days` days: checked_at, retry_after.
+        """Per number, the newest `ok` poll of the last `days` days: config_id, checked_at,
+        retry_after and the `polls` columns asked for.
 
         `exclude_run` leaves out a run being replaced, whose rows are about to go.
         """
+        wanted = ["config_id", "checked_at", "retry_after", *columns]
         polls = self.read_arrow(
             "polls",
             (now - timedelta(days=days)).date(),
             now.date(),
-            ["run_id", "config_id", "polled_at", "outcome", "checked_at", "retry_after"],
+            list(dict.fromkeys(["run_id", "polled_at", "outcome", *wanted])),
         )
         keep = pc.equal(polls.column("outcome"), "ok")
         if exclude_run is not None:
@@ -283,7 +289,7 @@ class ParquetStore:
         newest = polls.group_by("config_id").aggregate([("polled_at", "max")])
         return polls.join(
             newest, ["config_id", "polled_at"], ["config_id", "polled_at_max"], join_type="inner"
-        ).select(["config_id", "checked_at", "retry_after"])
+        ).select(wanted)
 
 
 @task(

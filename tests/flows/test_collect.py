@@ -6,14 +6,18 @@ import time
 from collections import Counter
 from pathlib import Path
 
+import anyio
+import pyarrow.compute as pc
 import pytest
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
+from prefect.events.filters import EventFilter, EventNameFilter
 
 from flows.collect import collect_health
 from simulator.fleet import Fleet
 from simulator.process import running_simulator
 from simulator.server import Faults, SimulatorConfig
+from tasks.alerts import state_changes
 from tasks.client import KapsoAuthError
 from tasks.storage import ParquetStore
 
@@ -179,3 +183,89 @@ async def test_an_empty_project_gives_an_empty_correct_result(tmp_path: Path, ap
         summary = await collect_health(base_url=simulator.base_url(), storage=str(tmp_path), **FAST)
     assert (summary["numbers"], summary["outcomes"], summary["requests"]) == (0, {}, 0)
     assert ParquetStore(str(tmp_path)).read("polls").empty
+
+
+async def events_named(prefix: str, expected: int, timeout: float = 30.0) -> list:
+    """Events whose name starts with `prefix`, once the server has stored `expected` of them."""
+    deadline = time.monotonic() + timeout
+    async with get_client() as client:
+        while True:
+            page = await client.read_events(
+                EventFilter(event=EventNameFilter(prefix=[prefix])), limit=50
+            )
+            events = list(page.events)
+            while page.next_page is not None:
+                page = await client.read_events_page(page.next_page)
+                events += page.events
+            if len(events) >= expected or time.monotonic() > deadline:
+                return events
+            await anyio.sleep(0.5)
+
+
+async def test_state_changes_between_runs_become_events(tmp_path: Path, api_key: str) -> None:
+    config = SimulatorConfig(numbers=60, seed=5, rate_per_second=None, rate_per_minute=None)
+    with running_simulator(config) as simulator:
+        first = await collect_health(base_url=simulator.base_url(), storage=str(tmp_path), **FAST)
+        simulator.advance_clock(6 * 3600)  # states drift hourly, ratings every six hours
+        second = await collect_health(base_url=simulator.base_url(), storage=str(tmp_path), **FAST)
+    polls = ParquetStore(str(tmp_path)).read_arrow("polls")
+    runs = {
+        run: polls.filter(pc.equal(polls["run_id"], run))
+        for run in (first["run_id"], second["run_id"])
+    }
+    before = {
+        row["config_id"]: row for row in runs[first["run_id"]].to_pylist() if row["outcome"] == "ok"
+    }
+    expected = state_changes(before, runs[second["run_id"]])
+    assert len(expected) > 0 and any(c.worse for c in expected)
+    assert first["state_change_events"] == {}
+    assert second["state_change_events"] == dict(Counter(c.event for c in expected))
+    events = await events_named("kapso.number.", len(expected))
+    seen = sorted(
+        (
+            e.resource["prefect.resource.id"],
+            e.payload["aspect"],
+            e.payload["from"],
+            e.payload["to"],
+            e.event,
+        )
+        for e in events
+    )
+    assert seen == sorted(
+        (f"kapso.number.{c.config_id}", c.aspect, c.before, c.after, c.event) for c in expected
+    )
+    roles = {r["prefect.resource.role"] for e in events for r in e.related}
+    assert {"from", "to"} <= roles
+
+
+async def test_a_shared_global_limit_is_taken_in_batches(tmp_path: Path, api_key: str) -> None:
+    async with get_client() as client:
+        await client.upsert_global_concurrency_limit_by_name("kh-test-shared", 20, 200.0)
+    config = SimulatorConfig(numbers=30, seed=2, rate_per_second=None, rate_per_minute=None)
+    with running_simulator(config) as simulator:
+        summary = await collect_health(
+            base_url=simulator.base_url(),
+            storage=str(tmp_path),
+            global_limit="kh-test-shared",
+            **FAST,
+        )
+        stats = simulator.stats()["counts"]
+    assert summary["numbers"] == len([n for n in Fleet(30, 2).numbers if n.profile != "deleted"])
+    assert summary["requests"] == stats["health_requests"]  # the list has its own budget
+    assert summary["shared_limit_batches"] == -(-summary["requests"] // 10)  # 10 slots a batch
+
+
+async def test_a_missing_global_limit_is_said_clearly_and_the_run_goes_on(
+    tmp_path: Path, api_key: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    config = SimulatorConfig(numbers=5, seed=2, rate_per_second=None, rate_per_minute=None)
+    with running_simulator(config) as simulator:
+        summary = await collect_health(
+            base_url=simulator.base_url(),
+            storage=str(tmp_path),
+            global_limit="kh-no-such-limit",
+            **FAST,
+        )
+    assert summary["numbers"] == 5
+    assert summary["shared_limit_batches"] == 0
+    assert "The global rate limit 'kh-no-such-limit' is missing" in caplog.text
