@@ -58,7 +58,7 @@ def api_key_from(secret_block: str | None = None) -> ApiKey | None:
     if secret_block:
         from prefect.blocks.system import Secret
 
-        return ApiKey(Secret.load(secret_block).get())
+        return ApiKey(Secret.load(secret_block, _sync=True).get())  # also inside async flows
     return None
 
 

@@ -6,12 +6,10 @@ import time
 from collections import Counter
 from pathlib import Path
 
-import anyio
 import pyarrow.compute as pc
 import pytest
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
-from prefect.events.filters import EventFilter, EventNameFilter
 
 from flows.collect import collect_health
 from simulator.fleet import Fleet
@@ -20,6 +18,7 @@ from simulator.server import Faults, SimulatorConfig
 from tasks.alerts import state_changes
 from tasks.client import KapsoAuthError
 from tasks.storage import ParquetStore
+from tests.prefect_events import stored_events
 
 pytestmark = [pytest.mark.anyio, pytest.mark.integration, pytest.mark.usefixtures("prefect_server")]
 
@@ -185,23 +184,6 @@ async def test_an_empty_project_gives_an_empty_correct_result(tmp_path: Path, ap
     assert ParquetStore(str(tmp_path)).read("polls").empty
 
 
-async def events_named(prefix: str, expected: int, timeout: float = 30.0) -> list:
-    """Events whose name starts with `prefix`, once the server has stored `expected` of them."""
-    deadline = time.monotonic() + timeout
-    async with get_client() as client:
-        while True:
-            page = await client.read_events(
-                EventFilter(event=EventNameFilter(prefix=[prefix])), limit=50
-            )
-            events = list(page.events)
-            while page.next_page is not None:
-                page = await client.read_events_page(page.next_page)
-                events += page.events
-            if len(events) >= expected or time.monotonic() > deadline:
-                return events
-            await anyio.sleep(0.5)
-
-
 async def test_state_changes_between_runs_become_events(tmp_path: Path, api_key: str) -> None:
     config = SimulatorConfig(numbers=60, seed=5, rate_per_second=None, rate_per_minute=None)
     with running_simulator(config) as simulator:
@@ -220,7 +202,8 @@ async def test_state_changes_between_runs_become_events(tmp_path: Path, api_key:
     assert len(expected) > 0 and any(c.worse for c in expected)
     assert first["state_change_events"] == {}
     assert second["state_change_events"] == dict(Counter(c.event for c in expected))
-    events = await events_named("kapso.number.", len(expected))
+    async with get_client() as client:
+        events = await stored_events(client, prefix="kapso.number.", at_least=len(expected))
     seen = sorted(
         (
             e.resource["prefect.resource.id"],
