@@ -5,6 +5,7 @@
 
 Sections: `sweep` (rate-limited sweep vs a sequential loop and an unlimited gather),
 `unthrottled` (whole flow vs a raw aiohttp client), `flatten` (vs pandas.json_normalize),
+`shared` (two collection runs at once sharing a global rate limit vs one run for both),
 `report` (one day and 90 days of a 1,000-number history vs reading it all into pandas; the
 history is built once into bench/.cache, which takes several minutes), `compaction` (reading
 a day after 96 appends vs after compacting it).
@@ -332,6 +333,101 @@ def bench_flatten() -> list[Row]:
     ]
 
 
+# --- two runs sharing one project's budget -------------------------------------------------
+
+SHARED_NUMBERS, SHARED_LIMIT = 300, "bench-shared-budget"
+
+
+async def _together(base_url: str, storage: str, sets: list[list[str]], shared: bool) -> dict:
+    """Collection runs started at once (one per set); wall time, 429s and outcomes."""
+    from flows.collect import collect_health
+
+    started = time.perf_counter()
+    summaries = await asyncio.gather(
+        *(
+            collect_health(
+                ids=ids,
+                base_url=base_url,
+                storage=f"{storage}/{index}",
+                rate_per_second=SWEEP_RPS,
+                rate_per_minute=SWEEP_RPM,
+                global_limit=SHARED_LIMIT if shared else None,
+            )
+            for index, ids in enumerate(sets)
+        )
+    )
+    outcomes: Counter[str] = Counter()
+    for summary in summaries:
+        outcomes.update(summary["outcomes"])
+    return {
+        "seconds": time.perf_counter() - started,
+        "requests": sum(s["requests"] for s in summaries),
+        "throttled": sum(s["rate_limited_responses"] for s in summaries),
+        "outcomes": dict(outcomes),
+    }
+
+
+def bench_shared() -> list[Row]:
+    from prefect.client.orchestration import get_client
+    from prefect.testing.utilities import prefect_test_harness
+
+    from tasks.limiter import shared_limit_for
+
+    ids = _ids(SHARED_NUMBERS)
+    halves = [ids[: len(ids) // 2], ids[len(ids) // 2 :]]
+    slots, decay = shared_limit_for(SWEEP_RPS, SWEEP_RPM)
+    config = SimulatorConfig(
+        numbers=SHARED_NUMBERS, rate_per_second=SWEEP_RPS, rate_per_minute=SWEEP_RPM
+    )
+    os.environ["KAPSO_API_KEY"] = KEY
+    results = {}
+
+    async def create_limit() -> None:
+        async with get_client() as client:
+            await client.upsert_global_concurrency_limit_by_name(SHARED_LIMIT, slots, decay)
+
+    with prefect_test_harness(server_startup_timeout=180), tempfile.TemporaryDirectory() as out:
+        asyncio.run(create_limit())
+        for label, sets, shared in (
+            ("one run, both sets, shared limit", [ids], True),
+            ("two runs together, shared limit", halves, True),
+            ("one run, both sets, no shared limit", [ids], False),
+            ("two runs together, no shared limit", halves, False),
+        ):
+            with running_simulator(config) as sim:  # a fresh budget for each
+                results[label] = asyncio.run(
+                    _together(sim.base_url(), f"{out}/{label}", sets, shared)
+                )
+    one, two = (
+        results["one run, both sets, shared limit"],
+        results["two runs together, shared limit"],
+    )
+    ratio = two["seconds"] / one["seconds"]
+    share = two["throttled"] / max(1, two["requests"])
+    rows = [
+        Row(
+            "shared",
+            f"{label} ({len(ids)} numbers at Kapso's limits x10: {SWEEP_RPS}/s, "
+            f"{SWEEP_RPM}/min; limit {slots} slots, {decay}/s decay)",
+            f"{r['seconds']:.1f} s; 429: {r['throttled']} of {r['requests']}; "
+            f"outcomes {r['outcomes']}",
+        )
+        for label, r in results.items()
+        if label != "two runs together, shared limit"
+    ]
+    rows.append(
+        Row(
+            "shared",
+            "kapso-health: two runs together, shared limit",
+            f"{two['seconds']:.1f} s = {ratio:.2f} x one run for both sets; 429: "
+            f"{two['throttled']} of {two['requests']} ({share:.2%}); outcomes {two['outcomes']}",
+            "<= 1.1 x one run, 429 < 1%",
+            _verdict(ratio <= 1.1 and share < 0.01),
+        )
+    )
+    return rows
+
+
 # --- reports over a long history ---------------------------------------------------------------
 
 HISTORY_NUMBERS, HISTORY_DAYS = 1000, 90
@@ -455,6 +551,7 @@ SECTIONS = {
     "sweep": bench_sweep,
     "unthrottled": bench_unthrottled,
     "flatten": bench_flatten,
+    "shared": bench_shared,
     "report": bench_report,
     "compaction": bench_compaction,
 }

@@ -94,6 +94,7 @@ async def collect_health(
         )
     storage = configured("storage", storage, DEFAULT_STORAGE)
     store = ParquetStore(storage)
+    store.check_writable()
     started = time.monotonic()
     limiter = RateLimiter(
         settings.rate_per_second,
@@ -114,6 +115,7 @@ async def collect_health(
             )
         requests, throttled = client.limiter.requests, client.limiter.throttled
         auth_failure = client.auth_failure
+        attempt_outcomes = dict(sorted(client.attempt_outcomes.items()))
     stale = [path for path in store.run_files(run_id) if path not in {*written, *listed_files}]
     if stale:
         logger.info(
@@ -123,6 +125,7 @@ async def collect_health(
         run_id, counts, alerts, requests, throttled, time.monotonic() - started, storage
     )
     summary["shared_limit_batches"] = limiter.shared.batches if limiter.shared else 0
+    summary["attempts_by_outcome"] = attempt_outcomes
     await _publish_summary(summary)
     logger.info("Done: %s", ", ".join(f"{k} {v}" for k, v in summary["outcomes"].items()))
     if auth_failure is not None:  # every number has its row; now fail the run loudly
@@ -147,7 +150,7 @@ async def shared_budget(name: str) -> SharedBudget | None:
             "missing" if limit is None else "inactive or has no slot decay",
         )
         return None
-    batch = max(1, limit.limit // 2)
+    batch = max(1, limit.limit // 8)
     logger.info(
         "Sharing the rate budget through global rate limit %r (%d slots, %.3g/s decay), "
         "%d slots at a time",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import random
 import time
+from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
@@ -61,6 +62,7 @@ class KapsoClient:
             follow_redirects=False,
         )
         self.auth_failure: KapsoAuthError | None = None  # set by the first 401/403
+        self.attempt_outcomes: Counter[str] = Counter()  # every health request's outcome
 
     async def __aenter__(self) -> KapsoClient:
         return self
@@ -90,6 +92,7 @@ class KapsoClient:
             result.attempts = attempt
             if response is not None:
                 self._classify(response, result)
+            self.attempt_outcomes[result.outcome.value] += 1
             if result.outcome not in RETRIED or attempt == self.settings.max_attempts:
                 break
             if result.outcome is not Outcome.RATE_LIMITED:  # a 429 already paused the limiter

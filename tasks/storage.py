@@ -60,6 +60,17 @@ class ParquetStore:
         self.fs, self.root = fsspec.core.url_to_fs(root)
         self.root = self.root.rstrip("/")
 
+    def check_writable(self) -> None:
+        """Fail now, not after a whole run of polling, when the root cannot be written."""
+        probe = f"{self.root}/.write-probe-{uuid.uuid4().hex}"
+        try:
+            self.fs.makedirs(self.root, exist_ok=True)
+            with self.fs.open(probe, "wb") as handle:
+                handle.write(b"")
+            self.fs.rm(probe)
+        except OSError as exc:
+            raise StorageError(f"cannot write to the storage root {self.url!r}: {exc}") from exc
+
     def write(self, name: str, table: pa.Table, run_id: str, part: str) -> list[str]:
         """Append `table` as one file per UTC day it touches; returns the paths written."""
         check_run_id(run_id)
