@@ -16,6 +16,7 @@ from reports.timeline import (
     UNKNOWN,
     UP,
     Policy,
+    reported_numbers,
     runs,
 )
 from tasks.schemas import TIMESTAMP
@@ -82,7 +83,7 @@ def daily_availability(
     incidents, downtime and MTTR, messaging shares. Figures are fractions; null when unknown.
 
     `found` is `incident_days(incidents(obs, policy))` when the caller has it already."""
-    numbers = pd.Index(obs["config_id"].unique(), name="config_id")
+    numbers = reported_numbers(obs, pieces, days)
     grid = pd.MultiIndex.from_product([numbers, pd.DatetimeIndex(days, name="day")])
     samples = _count(obs, "state", (UP, DEGRADED, DOWN, UNKNOWN), grid)
     seconds = _sum(pieces, "state", KNOWN, grid)

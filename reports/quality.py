@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import pandas as pd
 
+from reports.timeline import reported_numbers
+
 RATINGS = ("GREEN", "YELLOW", "RED", "NA", "UNKNOWN")
 RANK = {"GREEN": 0, "YELLOW": 1, "RED": 2}  # NA and UNKNOWN are not ranked
 TROUBLED_STATUS = ("FLAGGED", "RESTRICTED", "DISCONNECTED", "BANNED", "RATE_LIMITED", "OFFLINE")
@@ -53,7 +55,7 @@ def daily_quality(
     worst and last rating, downgrades, phone status changes.
 
     `changes` is `all_transitions(obs)` when the caller has it already."""
-    numbers = pd.Index(obs["config_id"].unique(), name="config_id")
+    numbers = reported_numbers(obs, pieces, days)
     grid = pd.MultiIndex.from_product([numbers, pd.DatetimeIndex(days, name="day")])
     rated = pieces[pieces["quality_rating"].notna()]
     seconds = rated.groupby(["config_id", "day", "quality_rating"])["seconds"].sum().unstack()

@@ -98,6 +98,18 @@ def intervals(obs: pd.DataFrame, policy: Policy = DEFAULT_POLICY) -> pd.DataFram
     return result.sort_values(["config_id", "start"], ignore_index=True)
 
 
+def reported_numbers(obs: pd.DataFrame, pieces: pd.DataFrame, days: list[pd.Timestamp]) -> pd.Index:
+    """The numbers a report on `days` lists: polled on one of them, or holding a state into
+    one (observations from the margin days alone do not put a number in the report)."""
+    ids = pd.concat(
+        [
+            obs.loc[obs["day"].isin(days), "config_id"],
+            pieces.loc[pieces["day"].isin(days), "config_id"],
+        ]
+    )
+    return pd.Index(ids.unique(), name="config_id")
+
+
 def runs(obs: pd.DataFrame, column: str, bad: str, recovered: tuple[str, ...]) -> pd.DataFrame:
     """Maximal runs of `column == bad` per number; other values outside `recovered` (unknown
     or missing) neither end nor extend a run. Columns: config_id, start, last_seen, end."""

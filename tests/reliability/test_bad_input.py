@@ -17,7 +17,7 @@ from tasks.poll import Outcome, PollResult
 from tasks.storage import ParquetStore
 from tests.tasks.test_flatten_properties import JSON, SHAPED
 
-BATCHES = st.lists(SHAPED | JSON, min_size=20, max_size=60)
+BATCHES = st.lists(SHAPED | JSON, min_size=36, max_size=60)
 EXAMPLES = 320
 
 

@@ -169,3 +169,18 @@ def test_check_pass_rates_count_each_observation_once_and_any_name() -> None:
         1,
         0,
     )
+
+
+def test_a_number_seen_only_in_the_margin_days_is_not_in_the_days_report() -> None:
+    history = pd.concat(
+        [
+            HISTORY,
+            pd.DataFrame([poll("C", "2026-03-02 09:00", "healthy")]),  # only on the next day
+            pd.DataFrame([poll("E", "2026-02-28 23:50", "healthy")]),  # holds 20 min into D
+        ],
+        ignore_index=True,
+    )
+    obs = observations(history)
+    table = daily_availability(obs, intervals(obs), [D]).set_index("config_id")
+    assert sorted(table.index) == ["A", "B", "E"]
+    assert table.loc["E", "seconds_up"] == 20 * 60  # 23:50 + 30 min cap, from midnight
