@@ -156,16 +156,17 @@ class Simulator:
             assert request.transport is not None
             request.transport.abort()
             raise asyncio.CancelledError
-        if self._roll(faults.timeout, "timeout"):
+        hung = self._roll(faults.timeout, "timeout")
+        if hung:  # the client gives up meanwhile; no second fault on the same request
             await asyncio.sleep(faults.hang_seconds)
-        if self._roll(faults.server_error, "server_error"):
+        if not hung and self._roll(faults.server_error, "server_error"):
             status = self.rng.choice((500, 502, 503, 504))
             if self.rng.random() < 0.5:
                 return self._reply(
                     status, b"<html><body>Bad gateway</body></html>", headers, "text/html"
                 )
             return self._json(status, {"error": {"message": "Internal server error"}}, headers)
-        if self._roll(faults.malformed, "malformed"):
+        if not hung and self._roll(faults.malformed, "malformed"):
             return self._reply(200, b"<html>upstream error</html>", headers, "text/html")
         number = self.fleet.find(request.match_info["id"])
         flavour = "platform" if request.path.startswith(PLATFORM) else "legacy"
@@ -174,7 +175,7 @@ class Simulator:
         if number.profile == "deleted":
             return self._json(404, {"error": "Phone number not found"}, headers)
         payload = orjson.dumps(self.fleet.health(number, flavour, self.now()))
-        if self._roll(faults.truncated, "truncated"):
+        if not hung and self._roll(faults.truncated, "truncated"):
             payload = payload[: len(payload) // 2]
         return self._reply(200, payload, headers)
 

@@ -185,6 +185,8 @@ class ParquetStore:
         compactions of one day cannot both win; elsewhere run one compaction at a time.
         """
         directory = self._partition(name, day)
+        if not self.fs.exists(directory):
+            return 0
         live = self._live_files(directory)
         if len(live) <= 1:
             return 0

@@ -3,6 +3,7 @@ stays readable, holds no partial file, and a re-run leaves nothing doubled."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import random
 import shutil
@@ -103,13 +104,15 @@ def test_collector_killed_at_random_moments_then_rerun(tmp_path: Path, figures) 
                 store.read_arrow(name)  # reads without error after the crash
             os.environ["KAPSO_API_KEY"] = KEY
             try:
-                collect_health(
-                    base_url=simulator.base_url(),
-                    storage=str(root),
-                    run_id="crashed",
-                    rate_per_second=0,
-                    rate_per_minute=0,
-                    chunk_size=10,
+                asyncio.run(
+                    collect_health(
+                        base_url=simulator.base_url(),
+                        storage=str(root),
+                        run_id="crashed",
+                        rate_per_second=0,
+                        rate_per_minute=0,
+                        chunk_size=10,
+                    )
                 )
             finally:
                 os.environ.pop("KAPSO_API_KEY", None)
