@@ -42,8 +42,10 @@ def test_bad_configuration_gives_clear_errors_or_empty_results(tmp_path: Path, f
     found: dict[str, str] = {}
 
     def record(case: str, done: subprocess.CompletedProcess, seconds: float) -> str:
-        message = (done.stderr.strip().splitlines() or [""])[-1]
-        found[case] = f"exit {done.returncode} in {seconds:.1f} s: {message[:140]}"
+        lines = done.stderr.strip().splitlines() or done.stdout.strip().splitlines() or [""]
+        message = lines[-1]
+        shown = message.replace(str(tmp_path), "<tmp>")[:160]
+        found[case] = f"exit {done.returncode} in {seconds:.1f} s: `{shown}`"
         assert KEY not in done.stdout + done.stderr
         return message
 
@@ -59,10 +61,11 @@ def test_bad_configuration_gives_clear_errors_or_empty_results(tmp_path: Path, f
             KAPSO_API_KEY=KEY,
         )
         message = record("wrong API key", done, seconds)
-        requests = simulator.stats()["counts"].get("health_requests", 0)
+        counts = simulator.stats()["counts"]
+        requests = counts.get("health_requests", 0) + counts.get("list_requests", 0)
         assert done.returncode == 3 and "Kapso refused the API key (HTTP 401" in message
         assert seconds < 5 and requests <= 16  # stops at once: no retry storm
-        found["wrong API key"] += f" ({requests} health requests for 100 numbers)"
+        found["wrong API key"] += f" ({requests} request(s) in all, for 100 numbers)"
 
         blocker = tmp_path / "a-file"
         blocker.write_text("not a directory")
@@ -73,7 +76,9 @@ def test_bad_configuration_gives_clear_errors_or_empty_results(tmp_path: Path, f
         )
         message = record("storage root not writable", done, seconds)
         assert done.returncode == 1 and "cannot write to the storage root" in message
-        assert simulator.stats()["counts"].get("health_requests", 0) == requests  # none sent
+        counts = simulator.stats()["counts"]
+        sent = counts.get("health_requests", 0) + counts.get("list_requests", 0)
+        assert sent == requests  # failed before sending anything
 
         done, seconds = cli(
             ["collect", "--ids", "ok-id", "bad\x01id", "--base-url", simulator.base_url()],
