@@ -117,6 +117,7 @@ async def collect_health(
         auth_failure = client.auth_failure
         attempt_outcomes = dict(sorted(client.attempt_outcomes.items()))
     stale = [path for path in store.run_files(run_id) if path not in {*written, *listed_files}]
+    stale += store.run_files(run_id, temporary=True)  # all of this attempt's writes are done
     if stale:
         logger.info(
             "Replaced an earlier attempt of run %s: removed %d files", run_id, store.remove(stale)

@@ -12,6 +12,7 @@ import contextlib
 import json
 import os
 import re
+import time
 import uuid
 from collections.abc import Iterable, Mapping
 from datetime import date, datetime, timedelta
@@ -41,6 +42,7 @@ RUN_ID = re.compile(r"^(?!compacted-)[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 COMPACTED = re.compile(r"^compacted-(\d{6})\.parquet$")
 REPLACES_KEY = b"kapso_health.replaces"
 READ_ATTEMPTS = 3
+ABANDONED_SECONDS = 3600
 _PANDAS_TYPES = {
     pa.string(): pd.StringDtype(),
     pa.bool_(): pd.BooleanDtype(),
@@ -114,13 +116,16 @@ class ParquetStore:
             f"{self.root}/{name}/date={day.isoformat()}", "part-0.parquet", table
         )
 
-    def run_files(self, run_id: str) -> list[str]:
-        """Every file of a run, in any table and day."""
+    def run_files(self, run_id: str, temporary: bool = False) -> list[str]:
+        """Every file of a run, in any table and day; with `temporary`, the hidden temporary
+        files an attempt of the run that died while writing left behind instead."""
         check_run_id(run_id)
+        pattern = f".{run_id}-*.parquet.*.tmp" if temporary else f"{run_id}-*.parquet"
         return sorted(
             path
             for name in TABLES
-            for path in self.fs.glob(f"{self.root}/{name}/date=*/{run_id}-*.parquet")
+            for path in self.fs.glob(f"{self.root}/{name}/date=*/{pattern}")
+            if _run_of(path) == run_id  # not run "a-b"'s files when asked for run "a"
         )
 
     def remove(self, paths: Iterable[str]) -> int:
@@ -210,7 +215,7 @@ class ParquetStore:
         if self._write_file(directory, filename, table, exclusive=True) is None:
             return 0  # another compaction published this generation first
         for path in self.fs.ls(directory, detail=False):
-            if _name(path) in replaces:
+            if _name(path) in replaces or _abandoned_compaction(self.fs, path):
                 with contextlib.suppress(FileNotFoundError):
                     self.fs.rm(path)
         return len(live)
@@ -340,6 +345,23 @@ def write_text(url: str, text: str) -> str:
     except OSError as exc:
         raise StorageError(f"cannot write {url!r}: {exc}") from exc
     return path
+
+
+def _run_of(path: str) -> str:
+    """The run id in a data file's name (`<run>-<part>.parquet`, parts have no '-'), or in
+    its temporary file's (`.<run>-<part>.parquet.<hex>.tmp`)."""
+    name = _name(path)
+    if name.startswith(".") and name.endswith(".tmp"):
+        name = name[1:].rsplit(".", 2)[0]
+    return name.removesuffix(".parquet").rsplit("-", 1)[0]
+
+
+def _abandoned_compaction(fs: fsspec.AbstractFileSystem, path: str) -> bool:
+    """A compaction's hidden temporary file, untouched for an hour: its writer died."""
+    if not (_name(path).startswith(".compacted-") and path.endswith(".tmp")):
+        return False
+    modified = fs.info(path).get("mtime")  # local disks; elsewhere they stay (and stay hidden)
+    return modified is not None and time.time() - float(modified) > ABANDONED_SECONDS
 
 
 def _dictionary_schema(schema: pa.Schema) -> pa.Schema:

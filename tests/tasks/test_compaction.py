@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import time
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
@@ -148,3 +150,18 @@ def test_no_run_can_take_a_compacted_file_name(tmp_path: Path) -> None:
     store = ParquetStore(str(tmp_path))
     with pytest.raises(ValueError, match="compacted-"):
         store.write("polls", polls_for([START]), "compacted-000001", "c0")
+
+
+def test_a_dead_compactions_temporary_file_is_cleared_once_an_hour_old(tmp_path: Path) -> None:
+    store = ParquetStore(str(tmp_path))
+    fill_day(store, 3)
+    day = tmp_path / "polls" / f"date={DAY}"
+    old, fresh = (
+        day / ".compacted-000001.parquet.dead.tmp",
+        day / ".compacted-000001.parquet.live.tmp",
+    )
+    for leftover in (old, fresh):
+        leftover.write_bytes(b"PAR1 half")
+    os.utime(old, (time.time() - 7200, time.time() - 7200))
+    store.compact("polls", DAY)
+    assert not old.exists() and fresh.exists()

@@ -142,3 +142,19 @@ def test_last_observations_take_each_numbers_newest_ok_poll(tmp_path: Path) -> N
     assert last["n0"]["checked_at"] == datetime(2025, 3, 1, 12, 14, tzinfo=UTC)
     assert last["n0"]["retry_after"] == datetime(2025, 3, 1, 12, 19, tzinfo=UTC)
     assert last["n1"]["checked_at"] == NOON  # the timeout is not an observation
+
+
+def test_run_files_belong_to_that_run_only_and_temporaries_are_found(tmp_path: Path) -> None:
+    store = ParquetStore(str(tmp_path))
+    store.write("polls", polls_for([NOON]), "daily", "c00000")
+    store.write("polls", polls_for([NOON]), "daily-2", "c00000")
+    day = tmp_path / "polls" / "date=2025-03-01"
+    (day / ".daily-c00001.parquet.0a1b.tmp").write_bytes(b"PAR1 half")
+    (day / ".daily-2-c00001.parquet.0a1c.tmp").write_bytes(b"PAR1 half")
+    assert [Path(p).name for p in store.run_files("daily")] == ["daily-c00000.parquet"]
+    assert [Path(p).name for p in store.run_files("daily", temporary=True)] == [
+        ".daily-c00001.parquet.0a1b.tmp"
+    ]
+    assert [Path(p).name for p in store.run_files("daily-2", temporary=True)] == [
+        ".daily-2-c00001.parquet.0a1c.tmp"
+    ]
