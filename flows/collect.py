@@ -126,6 +126,7 @@ async def collect_health(
         run_id, counts, alerts, requests, throttled, time.monotonic() - started, storage
     )
     summary["shared_limit_batches"] = limiter.shared.batches if limiter.shared else 0
+    summary["shared_limit_batch_size"] = limiter.shared.batch if limiter.shared else 0
     summary["attempts_by_outcome"] = attempt_outcomes
     await _publish_summary(summary)
     logger.info("Done: %s", ", ".join(f"{k} {v}" for k, v in summary["outcomes"].items()))
