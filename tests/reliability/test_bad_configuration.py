@@ -103,6 +103,9 @@ def test_bad_configuration_gives_clear_errors_or_empty_results(tmp_path: Path, f
     assert done.returncode == 0
     assert sorted(polls["config_id"]) == ["n1", "n2"]
     assert set(polls["outcome"]) == {"connection_error"} and set(polls["attempts"]) == {4}
+    found["unreachable base URL, explicit ids"] += (
+        "; each id has its row: outcome connection_error after 4 attempts"
+    )
 
     with running_simulator(SimulatorConfig(numbers=0)) as empty:
         storage = tmp_path / "empty"
