@@ -30,7 +30,6 @@ from reports.quality import all_transitions, daily_quality
 from reports.rollup import fleet_rollup, latest_attributes
 from reports.schemas import to_arrow
 from reports.timeline import Policy, intervals, observations
-from tasks.schemas import POLLS
 from tasks.settings import DEFAULT_STORAGE, configured
 from tasks.storage import ParquetStore, to_pandas, write_text
 
@@ -125,7 +124,7 @@ def build_reports(store: ParquetStore, days: list[date], policy: Policy) -> dict
 def _number_batches(polls: pa.Table) -> Iterator[pd.DataFrame]:
     """The polls as pandas, a few whole numbers at a time (about ROWS_PER_BATCH rows each)."""
     if polls.num_rows <= ROWS_PER_BATCH:  # one chunk per column: pandas takes from it fast
-        yield to_pandas(polls.cast(_plain(polls.schema)).combine_chunks())
+        yield to_pandas(polls.unify_dictionaries().combine_chunks())
         return
     polls = polls.unify_dictionaries().combine_chunks()
     column = polls.column("config_id").chunk(0)
@@ -135,16 +134,11 @@ def _number_batches(polls: pa.Table) -> Iterator[pd.DataFrame]:
     order = pc.sort_indices(batch_of_row)
     ordered = polls.take(order)  # still dictionary-encoded: decoded one batch at a time
     sizes = pc.value_counts(pc.take(batch_of_row, order)).field("counts").to_pylist()
-    plain = _plain(polls.schema)
     del polls, column, batch_of_row, order
     start = 0
     for size in sizes:
-        yield to_pandas(ordered.slice(start, size).cast(plain))
+        yield to_pandas(ordered.slice(start, size))
         start += size
-
-
-def _plain(schema: pa.Schema) -> pa.Schema:
-    return pa.schema([POLLS.field(name) for name in schema.names])
 
 
 def write_reports(

@@ -160,7 +160,7 @@ def check_pass_rates(checks: pa.Table | pd.DataFrame, days: list) -> pd.DataFram
     observed = frame.group_by([*keys, "passed"]).aggregate(
         [("checked_at", "count_distinct", pc.CountOptions(mode="all"))]
     )
-    counts = to_pandas(observed.cast(_decoded(observed.schema)))
+    counts = to_pandas(observed)
     seen = counts["checked_at_count_distinct"]
     counts["failed"] = seen.where(counts["passed"].eq(False).fillna(False), 0)
     counts["passed"] = seen.where(counts["passed"].eq(True).fillna(False), 0)
@@ -175,16 +175,6 @@ def _utc_midnight(at: pa.ChunkedArray) -> pa.ChunkedArray:
     micros = pc.cast(at, pa.int64())
     day = pc.multiply(pc.divide(micros, 86_400_000_000), 86_400_000_000)
     return pc.cast(day, TIMESTAMP)
-
-
-def _decoded(schema: pa.Schema) -> pa.Schema:
-    """`schema` with dictionary-encoded columns as their plain values."""
-    return pa.schema(
-        [
-            field.with_type(field.type.value_type) if pa.types.is_dictionary(field.type) else field
-            for field in schema
-        ]
-    )
 
 
 def _utc(day: object) -> pd.Timestamp:

@@ -373,8 +373,15 @@ def _dictionary_schema(schema: pa.Schema) -> pa.Schema:
 
 
 def to_pandas(table: pa.Table) -> pd.DataFrame:
-    """Arrow → pandas with nullable dtypes (strings, booleans, integers keep their nulls)."""
-    return table.to_pandas(types_mapper=_PANDAS_TYPES.get)
+    """Arrow → pandas with nullable dtypes (strings, booleans, integers keep their nulls);
+    dictionary-encoded columns (see `read_arrow(dictionary=True)`) come back as their values."""
+    decoded = pa.schema(
+        [
+            field.with_type(field.type.value_type) if pa.types.is_dictionary(field.type) else field
+            for field in table.schema
+        ]
+    )
+    return table.cast(decoded).to_pandas(types_mapper=_PANDAS_TYPES.get)
 
 
 def _name(path: str) -> str:
