@@ -161,6 +161,10 @@ class ParquetStore:
 
     def _live_files(self, directory: str) -> list[str]:
         """A partition's newest compacted file and every data file it does not replace."""
+        return self._partition_state(directory)[0]
+
+    def _partition_state(self, directory: str) -> tuple[list[str], set[str], int]:
+        """(live files, the names the newest compacted file replaces, its generation or 0)."""
         entries = [
             path
             for path in self.fs.ls(directory, detail=False)
@@ -168,13 +172,15 @@ class ParquetStore:
         ]
         compacted = sorted(path for path in entries if COMPACTED.match(_name(path)))
         if not compacted:
-            return entries
-        replaced = self._replaced_by(compacted[-1])
-        return [compacted[-1]] + [
+            return entries, set(), 0
+        newest = compacted[-1]
+        replaced = self._replaced_by(newest)
+        live = [newest] + [
             path
             for path in entries
             if not COMPACTED.match(_name(path)) and _name(path) not in replaced
         ]
+        return live, replaced, int(COMPACTED.match(_name(newest)).group(1))
 
     def _replaced_by(self, compacted: str) -> set[str]:
         metadata = pq.read_metadata(compacted, filesystem=self.fs).metadata or {}
@@ -192,18 +198,10 @@ class ParquetStore:
         directory = self._partition(name, day)
         if not self.fs.exists(directory):
             return 0
-        live = self._live_files(directory)
+        live, replaced, generation = self._partition_state(directory)
         if len(live) <= 1:
             return 0
-        generations = [
-            int(match.group(1))
-            for path in self.fs.ls(directory, detail=False)
-            if (match := COMPACTED.match(_name(path)))
-        ]
-        replaces = {_name(path) for path in live}
-        for path in live:
-            if COMPACTED.match(_name(path)):
-                replaces |= self._replaced_by(path)
+        replaces = replaced | {_name(path) for path in live}
         table = self._read_files(live, TABLES.get(name))
         order = [c for c in ("config_id", DATE_COLUMN.get(name, "")) if c in table.column_names]
         if order:
@@ -211,7 +209,7 @@ class ParquetStore:
         table = table.replace_schema_metadata(
             {**(table.schema.metadata or {}), REPLACES_KEY: json.dumps(sorted(replaces))}
         )
-        filename = f"compacted-{max(generations, default=0) + 1:06d}.parquet"
+        filename = f"compacted-{generation + 1:06d}.parquet"
         if self._write_file(directory, filename, table, exclusive=True) is None:
             return 0  # another compaction published this generation first
         for path in self.fs.ls(directory, detail=False):
