@@ -23,7 +23,7 @@ from tasks.alerts import STATE_COLUMNS, emit_state_changes, state_changes
 from tasks.client import KapsoClient
 from tasks.fetch import clean_ids, discover_numbers, fetch_chunk
 from tasks.flatten import flatten_polls
-from tasks.limiter import RateLimiter, SharedBudget
+from tasks.limiter import SharedBudget
 from tasks.poll import Outcome, PollResult
 from tasks.settings import (
     DEFAULT_BASE_URLS,
@@ -96,13 +96,8 @@ async def collect_health(
     store = ParquetStore(storage)
     store.check_writable()
     started = time.monotonic()
-    limiter = RateLimiter(
-        settings.rate_per_second,
-        settings.rate_per_minute,
-        settings.max_in_flight,
-        shared=await shared_budget(global_limit) if global_limit else None,
-    )
-    async with KapsoClient(settings, limiter) as client:
+    shared = await shared_budget(global_limit) if global_limit else None
+    async with KapsoClient(settings, shared=shared) as client:
         numbers, listed_files = await resolve_numbers(client, ids, store, run_id)
         if not numbers:
             logger.warning("No numbers to poll: the list is empty and no ids were given")
@@ -125,8 +120,8 @@ async def collect_health(
     summary = run_summary(
         run_id, counts, alerts, requests, throttled, time.monotonic() - started, storage
     )
-    summary["shared_limit_batches"] = limiter.shared.batches if limiter.shared else 0
-    summary["shared_limit_batch_size"] = limiter.shared.batch if limiter.shared else 0
+    summary["shared_limit_batches"] = shared.batches if shared else 0
+    summary["shared_limit_batch_size"] = shared.batch if shared else 0
     summary["attempts_by_outcome"] = attempt_outcomes
     await _publish_summary(summary)
     logger.info("Done: %s", ", ".join(f"{k} {v}" for k, v in summary["outcomes"].items()))

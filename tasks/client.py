@@ -16,7 +16,7 @@ from httpx_aiohttp import AiohttpTransport
 
 from tasks.clock import Clock, utc_now
 from tasks.flatten import body_error
-from tasks.limiter import RateLimiter, retry_after_seconds
+from tasks.limiter import RateLimiter, SharedBudget, retry_after_seconds
 from tasks.poll import Outcome, PollResult
 from tasks.settings import ConnectionSettings
 
@@ -48,11 +48,15 @@ class KapsoClient:
         limiter: RateLimiter | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
         clock: Clock = utc_now,
+        shared: SharedBudget | None = None,
     ) -> None:
         self.settings = settings
         self.clock = clock
         self.limiter = limiter or RateLimiter(
-            settings.rate_per_second, settings.rate_per_minute, settings.max_in_flight
+            settings.rate_per_second,
+            settings.rate_per_minute,
+            settings.max_in_flight,
+            shared=shared,
         )
         self._http = httpx.AsyncClient(
             transport=transport
