@@ -136,11 +136,24 @@ def _connection(args: argparse.Namespace) -> Iterator[str | None]:
             f"Set {API_KEY_ENV} to poll your own Kapso project.",
             file=sys.stderr,
         )
-        os.environ[API_KEY_ENV] = SIMULATOR_KEY
-        try:
+        with _simulator_key():
             yield simulator.base_url(args.flavour)
-        finally:
+
+
+@contextmanager
+def _simulator_key() -> Iterator[None]:
+    """KAPSO_API_KEY set to the simulator's key for a while, then as it was."""
+    from tasks.settings import API_KEY_ENV
+
+    previous = os.environ.get(API_KEY_ENV)
+    os.environ[API_KEY_ENV] = SIMULATOR_KEY
+    try:
+        yield
+    finally:
+        if previous is None:
             os.environ.pop(API_KEY_ENV, None)
+        else:
+            os.environ[API_KEY_ENV] = previous
 
 
 def _ids(args: argparse.Namespace) -> list[str] | None:
@@ -342,7 +355,6 @@ def _demo(args: argparse.Namespace) -> int:
     from flows.report import daily_report
     from simulator.process import running_simulator
     from simulator.server import SimulatorConfig
-    from tasks.settings import API_KEY_ENV
     from tasks.storage import StorageError
 
     config = SimulatorConfig(
@@ -358,10 +370,8 @@ def _demo(args: argparse.Namespace) -> int:
         file=sys.stderr,
     )
     logging.getLogger("prefect.task_runs").setLevel(logging.WARNING)  # 2 tasks a round
-    previous_key = os.environ.get(API_KEY_ENV)
-    os.environ[API_KEY_ENV] = SIMULATOR_KEY
     try:
-        with running_simulator(config) as simulator:
+        with _simulator_key(), running_simulator(config) as simulator:
             history = asyncio.run(
                 demo_history(
                     simulator_url=simulator.url,
@@ -381,11 +391,6 @@ def _demo(args: argparse.Namespace) -> int:
     except (StorageError, ValueError, OSError) as exc:
         print(f"kapso-health: {exc}", file=sys.stderr)
         return EXIT_FAILED
-    finally:
-        if previous_key is None:
-            os.environ.pop(API_KEY_ENV, None)
-        else:
-            os.environ[API_KEY_ENV] = previous_key
     _print_report(report, args.storage)
     return 0
 
