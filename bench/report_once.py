@@ -20,8 +20,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from flows.report import report_days, write_reports
-from reports.timeline import Policy
+from kapso_health.flows.report import report_days, write_reports
+from kapso_health.reports.timeline import Policy
 
 
 def ours(root: str, first: date, last: date, out: str) -> int:

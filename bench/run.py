@@ -32,12 +32,12 @@ import aiohttp
 import httpx
 import pyarrow.parquet as pq
 
-from simulator.fleet import Fleet
-from simulator.process import running_simulator
-from simulator.server import SimulatorConfig
-from tasks.client import KapsoClient
-from tasks.fetch import poll_numbers
-from tasks.settings import ApiKey, ConnectionSettings
+from kapso_health.simulator.fleet import Fleet
+from kapso_health.simulator.process import running_simulator
+from kapso_health.simulator.server import SimulatorConfig
+from kapso_health.tasks.client import KapsoClient
+from kapso_health.tasks.fetch import poll_numbers
+from kapso_health.tasks.settings import ApiKey, ConnectionSettings
 
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
@@ -225,7 +225,7 @@ async def _raw(base_url: str, ids: list[str]) -> float:
 
 
 def _flow_seconds(base_url: str, storage: str) -> tuple[float, dict]:
-    from flows.collect import collect_health
+    from kapso_health.flows.collect import collect_health
 
     os.environ["KAPSO_API_KEY"] = KEY
     started = time.perf_counter()
@@ -285,8 +285,8 @@ FLATTEN_BODIES = 20_000
 def bench_flatten() -> list[Row]:
     import pandas as pd
 
-    from tasks.flatten import flatten_polls
-    from tasks.poll import Outcome, PollResult
+    from kapso_health.tasks.flatten import flatten_polls
+    from kapso_health.tasks.poll import Outcome, PollResult
 
     fleet = Fleet(2_000, seed=4)
     rng = random.Random(4)
@@ -340,7 +340,7 @@ SHARED_NUMBERS, SHARED_LIMIT = 300, "bench-shared-budget"
 
 async def _together(base_url: str, storage: str, sets: list[list[str]], shared: bool) -> dict:
     """Collection runs started at once (one per set); wall time, 429s and outcomes."""
-    from flows.collect import collect_health
+    from kapso_health.flows.collect import collect_health
 
     started = time.perf_counter()
     summaries = await asyncio.gather(
@@ -371,7 +371,7 @@ def bench_shared() -> list[Row]:
     from prefect.client.orchestration import get_client
     from prefect.testing.utilities import prefect_test_harness
 
-    from tasks.limiter import shared_limit_for
+    from kapso_health.tasks.limiter import shared_limit_for
 
     ids = _ids(SHARED_NUMBERS)
     halves = [ids[: len(ids) // 2], ids[len(ids) // 2 :]]
@@ -454,8 +454,8 @@ def _report_once(mode: str, first: date, last: date, out: str) -> dict:
 
 
 def bench_report() -> list[Row]:
-    from simulator.history import FIRST_DAY, build
-    from tasks.storage import ParquetStore
+    from kapso_health.simulator.history import FIRST_DAY, build
+    from kapso_health.tasks.storage import ParquetStore
 
     build(str(HISTORY), HISTORY_NUMBERS, HISTORY_DAYS)  # once; kept in bench/.cache
     store = ParquetStore(str(HISTORY))
@@ -503,8 +503,8 @@ def bench_report() -> list[Row]:
 
 
 def bench_compaction() -> list[Row]:
-    from simulator.history import write_day
-    from tasks.storage import ParquetStore
+    from kapso_health.simulator.history import write_day
+    from kapso_health.tasks.storage import ParquetStore
 
     day = date(2026, 1, 1)
     with tempfile.TemporaryDirectory() as root:

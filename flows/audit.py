@@ -7,11 +7,11 @@ from collections.abc import Callable, Sequence
 import pyarrow as pa
 from rich.table import Table
 
-from tasks.client import KapsoClient
-from tasks.fetch import clean_ids, numbers_table, poll_numbers
-from tasks.flatten import FlatPolls, flatten_polls
-from tasks.poll import PollResult
-from tasks.settings import ConnectionSettings
+from kapso_health.tasks.client import KapsoClient
+from kapso_health.tasks.fetch import clean_ids, numbers_table, poll_numbers
+from kapso_health.tasks.flatten import FlatPolls, flatten_polls
+from kapso_health.tasks.poll import PollResult
+from kapso_health.tasks.settings import ConnectionSettings
 
 SEVERITY = {"unhealthy": 0, "error": 1, "degraded": 2, "healthy": 4}
 ERROR_WIDTH = 90

@@ -32,7 +32,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _parser() -> argparse.ArgumentParser:
-    from simulator.main import add_arguments as add_simulator_arguments
+    from kapso_health.simulator.main import add_arguments as add_simulator_arguments
 
     parser = argparse.ArgumentParser(prog="kapso-health", description=__doc__)
     commands = parser.add_subparsers(dest="command")
@@ -118,15 +118,15 @@ def _add_connection_arguments(parser: argparse.ArgumentParser) -> None:
 @contextmanager
 def _connection(args: argparse.Namespace) -> Iterator[str | None]:
     """The base URL to use; with no API key at all, the built-in simulator's."""
-    from tasks.settings import API_KEY_ENV
+    from kapso_health.tasks.settings import API_KEY_ENV
 
     if os.environ.get(API_KEY_ENV, "").strip() or args.api_key_secret:
         yield args.base_url
         return
     if args.base_url:
         raise SystemExit(f"kapso-health: {API_KEY_ENV} is not set (needed for {args.base_url})")
-    from simulator.process import running_simulator
-    from simulator.server import SimulatorConfig
+    from kapso_health.simulator.process import running_simulator
+    from kapso_health.simulator.server import SimulatorConfig
 
     config = SimulatorConfig(numbers=args.simulator_numbers)
     with running_simulator(config) as simulator:
@@ -143,7 +143,7 @@ def _connection(args: argparse.Namespace) -> Iterator[str | None]:
 @contextmanager
 def _simulator_key() -> Iterator[None]:
     """KAPSO_API_KEY set to the simulator's key for a while, then as it was."""
-    from tasks.settings import API_KEY_ENV
+    from kapso_health.tasks.settings import API_KEY_ENV
 
     previous = os.environ.get(API_KEY_ENV)
     os.environ[API_KEY_ENV] = SIMULATOR_KEY
@@ -158,7 +158,7 @@ def _simulator_key() -> Iterator[None]:
 
 def _ids(args: argparse.Namespace) -> list[str] | None:
     """Ids from --ids and --ids-file, checked before any server starts."""
-    from tasks.fetch import clean_ids, read_ids_file
+    from kapso_health.tasks.fetch import clean_ids, read_ids_file
 
     ids = list(args.ids or [])
     if args.ids_file is not None:
@@ -167,9 +167,9 @@ def _ids(args: argparse.Namespace) -> list[str] | None:
 
 
 def _collect(args: argparse.Namespace) -> int:
-    from flows.collect import MissingApiKeyError, collect_health
-    from tasks.client import KapsoAuthError, KapsoListError
-    from tasks.storage import StorageError
+    from kapso_health.flows.collect import MissingApiKeyError, collect_health
+    from kapso_health.tasks.client import KapsoAuthError, KapsoListError
+    from kapso_health.tasks.storage import StorageError
 
     try:
         ids = _ids(args)
@@ -225,9 +225,9 @@ def _audit(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.progress import Progress
 
-    from flows.audit import audit_numbers, audit_table
-    from tasks.client import KapsoAuthError, KapsoListError
-    from tasks.settings import DEFAULT_BASE_URLS, ConnectionSettings, api_key_from
+    from kapso_health.flows.audit import audit_numbers, audit_table
+    from kapso_health.tasks.client import KapsoAuthError, KapsoListError
+    from kapso_health.tasks.settings import DEFAULT_BASE_URLS, ConnectionSettings, api_key_from
 
     console = Console()
     try:
@@ -268,8 +268,8 @@ def _audit(args: argparse.Namespace) -> int:
 
 
 def _report(args: argparse.Namespace) -> int:
-    from flows.report import daily_report
-    from tasks.storage import StorageError
+    from kapso_health.flows.report import daily_report
+    from kapso_health.tasks.storage import StorageError
 
     try:
         summary = daily_report(
@@ -312,7 +312,7 @@ def _shared_limit(args: argparse.Namespace) -> int:
     from prefect.client.orchestration import get_client
     from prefect.settings import PREFECT_API_URL
 
-    from tasks.limiter import shared_limit_for
+    from kapso_health.tasks.limiter import shared_limit_for
 
     if not PREFECT_API_URL.value():
         print(
@@ -337,8 +337,8 @@ def _shared_limit(args: argparse.Namespace) -> int:
 
 
 def _compact(args: argparse.Namespace) -> int:
-    from flows.compact import compact_history
-    from tasks.storage import StorageError
+    from kapso_health.flows.compact import compact_history
+    from kapso_health.tasks.storage import StorageError
 
     try:
         summary = compact_history(storage=args.storage, before=args.before)
@@ -351,11 +351,11 @@ def _compact(args: argparse.Namespace) -> int:
 
 
 def _demo(args: argparse.Namespace) -> int:
-    from flows.demo import demo_history
-    from flows.report import daily_report
-    from simulator.process import running_simulator
-    from simulator.server import SimulatorConfig
-    from tasks.storage import StorageError
+    from kapso_health.flows.demo import demo_history
+    from kapso_health.flows.report import daily_report
+    from kapso_health.simulator.process import running_simulator
+    from kapso_health.simulator.server import SimulatorConfig
+    from kapso_health.tasks.storage import StorageError
 
     config = SimulatorConfig(
         numbers=args.numbers,
@@ -397,13 +397,13 @@ def _demo(args: argparse.Namespace) -> int:
 
 def _cell(value: object) -> str:
     """The fleet table's floats are all fractions."""
-    from reports.html import percent_text
+    from kapso_health.reports.html import percent_text
 
     return percent_text(value) if isinstance(value, float) else str(value)
 
 
 def _simulate(args: argparse.Namespace) -> int:
-    from simulator.main import run
+    from kapso_health.simulator.main import run
 
     return run(args)
 

@@ -19,13 +19,13 @@ from prefect.exceptions import ObjectNotFound
 from prefect.runtime import flow_run
 from pydantic import Field
 
-from tasks.alerts import STATE_COLUMNS, emit_state_changes, state_changes
-from tasks.client import KapsoClient
-from tasks.fetch import clean_ids, discover_numbers, fetch_chunk
-from tasks.flatten import flatten_polls
-from tasks.limiter import SharedBudget
-from tasks.poll import Outcome, PollResult
-from tasks.settings import (
+from kapso_health.tasks.alerts import STATE_COLUMNS, emit_state_changes, state_changes
+from kapso_health.tasks.client import KapsoClient
+from kapso_health.tasks.fetch import clean_ids, discover_numbers, fetch_chunk
+from kapso_health.tasks.flatten import flatten_polls
+from kapso_health.tasks.limiter import SharedBudget
+from kapso_health.tasks.poll import Outcome, PollResult
+from kapso_health.tasks.settings import (
     DEFAULT_BASE_URLS,
     DEFAULT_STORAGE,
     ConnectionSettings,
@@ -33,7 +33,7 @@ from tasks.settings import (
     api_key_from,
     configured,
 )
-from tasks.storage import ParquetStore, append_tables, check_run_id
+from kapso_health.tasks.storage import ParquetStore, append_tables, check_run_id
 
 PROGRESS_EVERY_SECONDS = 5.0
 

@@ -9,9 +9,9 @@ from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_table_artifact
 from prefect.cache_policies import NO_CACHE
 
-from tasks.schemas import TABLES
-from tasks.settings import DEFAULT_STORAGE, configured
-from tasks.storage import ParquetStore
+from kapso_health.tasks.schemas import TABLES
+from kapso_health.tasks.settings import DEFAULT_STORAGE, configured
+from kapso_health.tasks.storage import ParquetStore
 
 
 @task(name="compact-day", cache_policy=NO_CACHE, task_run_name="compact-{name}-{day}")

@@ -11,18 +11,18 @@ from typing import Annotated, Any
 from prefect import flow, get_run_logger
 from pydantic import Field
 
-from flows.collect import (
+from kapso_health.flows.collect import (
     MissingApiKeyError,
     Progress,
     poll_and_store,
     resolve_numbers,
     run_summary,
 )
-from simulator.process import RunningSimulator
-from tasks.client import KapsoClient
-from tasks.clock import ShiftedClock
-from tasks.settings import ConnectionSettings, Flavour, api_key_from
-from tasks.storage import ParquetStore
+from kapso_health.simulator.process import RunningSimulator
+from kapso_health.tasks.client import KapsoClient
+from kapso_health.tasks.clock import ShiftedClock
+from kapso_health.tasks.settings import ConnectionSettings, Flavour, api_key_from
+from kapso_health.tasks.storage import ParquetStore
 
 
 def demo_days(days: int, today: date) -> list[date]:

@@ -18,20 +18,20 @@ from prefect.artifacts import (
 )
 from pydantic import Field
 
-from reports.availability import (
+from kapso_health.reports.availability import (
     check_pass_rates,
     daily_availability,
     incident_days,
     incidents,
     worst_numbers,
 )
-from reports.html import percent_text, render_report
-from reports.quality import all_transitions, daily_quality
-from reports.rollup import fleet_rollup, latest_attributes
-from reports.schemas import to_arrow
-from reports.timeline import Policy, intervals, observations
-from tasks.settings import DEFAULT_STORAGE, configured
-from tasks.storage import ParquetStore, to_pandas, write_text
+from kapso_health.reports.html import percent_text, render_report
+from kapso_health.reports.quality import all_transitions, daily_quality
+from kapso_health.reports.rollup import fleet_rollup, latest_attributes
+from kapso_health.reports.schemas import to_arrow
+from kapso_health.reports.timeline import Policy, intervals, observations
+from kapso_health.tasks.settings import DEFAULT_STORAGE, configured
+from kapso_health.tasks.storage import ParquetStore, to_pandas, write_text
 
 POLL_COLUMNS = [
     "config_id",

@@ -7,7 +7,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from reports.timeline import (
+from kapso_health.reports.timeline import (
     DAY,
     DEFAULT_POLICY,
     DEGRADED,
@@ -19,8 +19,8 @@ from reports.timeline import (
     reported_numbers,
     runs,
 )
-from tasks.schemas import TIMESTAMP
-from tasks.storage import to_pandas
+from kapso_health.tasks.schemas import TIMESTAMP
+from kapso_health.tasks.storage import to_pandas
 
 MESSAGING = ("AVAILABLE", "LIMITED", "BLOCKED")
 

@@ -6,7 +6,7 @@ from html import escape
 
 import pandas as pd
 
-from reports.availability import worst_numbers
+from kapso_health.reports.availability import worst_numbers
 
 RATING_COLOURS = {
     "GREEN": "#2e9d52",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from reports.timeline import reported_numbers
+from kapso_health.reports.timeline import reported_numbers
 
 RATINGS = ("GREEN", "YELLOW", "RED", "NA", "UNKNOWN")
 RANK = {"GREEN": 0, "YELLOW": 1, "RED": 2}  # NA and UNKNOWN are not ranked

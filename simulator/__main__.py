@@ -1,5 +1,5 @@
 import sys
 
-from simulator.main import main
+from kapso_health.simulator.main import main
 
 sys.exit(main())

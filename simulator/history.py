@@ -7,7 +7,7 @@ body the simulator would serve at that moment; the bodies go through `flatten_po
 then each closed day is compacted as the daily deployment does. 1 % of polls time out. The
 `raw` table is left out: reports never read it, and it would only cost disk.
 
-    .venv/bin/python -m simulator.history DIR --numbers 1000 --days 90
+    .venv/bin/python -m kapso_health.simulator.history DIR --numbers 1000 --days 90
 """
 
 from __future__ import annotations
@@ -19,10 +19,10 @@ import time
 from concurrent.futures import ProcessPoolExecutor
 from datetime import UTC, date, datetime, timedelta
 
-from simulator.fleet import Fleet
-from tasks.flatten import flatten_numbers, flatten_polls
-from tasks.poll import Outcome, PollResult
-from tasks.storage import ParquetStore
+from kapso_health.simulator.fleet import Fleet
+from kapso_health.tasks.flatten import flatten_numbers, flatten_polls
+from kapso_health.tasks.poll import Outcome, PollResult
+from kapso_health.tasks.storage import ParquetStore
 
 FIRST_DAY = date(2026, 1, 1)
 EVERY = timedelta(minutes=15)

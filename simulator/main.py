@@ -1,4 +1,4 @@
-"""Command-line entry of the simulator (`kapso-health simulate`, `python -m simulator`)."""
+"""The simulator's command line (`kapso-health simulate`, `python -m kapso_health.simulator`)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import sys
 
 from aiohttp import web
 
-from simulator.server import FAULT_KINDS, Faults, Simulator, SimulatorConfig
+from kapso_health.simulator.server import FAULT_KINDS, Faults, Simulator, SimulatorConfig
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -85,7 +85,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m simulator", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m kapso_health.simulator", description=__doc__)
     add_arguments(parser)
     return run(parser.parse_args(argv))
 

@@ -13,7 +13,7 @@ from typing import Any
 
 import httpx
 
-from simulator.server import LEGACY, PLATFORM, SimulatorConfig
+from kapso_health.simulator.server import LEGACY, PLATFORM, SimulatorConfig
 
 
 @dataclass(frozen=True)
@@ -38,10 +38,18 @@ class RunningSimulator:
 
 @contextmanager
 def running_simulator(config: SimulatorConfig | None = None) -> Iterator[RunningSimulator]:
-    """Start `python -m simulator` on a free loopback port; stop it on exit."""
+    """Start `python -m kapso_health.simulator` on a free loopback port; stop it on exit."""
     config_json = json.dumps(asdict(config or SimulatorConfig()))
     process = subprocess.Popen(
-        [sys.executable, "-m", "simulator", "--port", "0", "--config-json", config_json],
+        [
+            sys.executable,
+            "-m",
+            "kapso_health.simulator",
+            "--port",
+            "0",
+            "--config-json",
+            config_json,
+        ],
         stdout=subprocess.PIPE,
         text=True,
     )

@@ -13,7 +13,7 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from simulator.fleet import Fleet
+from kapso_health.simulator.fleet import Fleet
 
 LEGACY = "/api/v1"
 PLATFORM = "/platform/v1"

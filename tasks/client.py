@@ -14,11 +14,11 @@ import httpx
 import orjson
 from httpx_aiohttp import AiohttpTransport
 
-from tasks.clock import Clock, utc_now
-from tasks.flatten import body_error
-from tasks.limiter import RateLimiter, SharedBudget, retry_after_seconds
-from tasks.poll import Outcome, PollResult
-from tasks.settings import ConnectionSettings
+from kapso_health.tasks.clock import Clock, utc_now
+from kapso_health.tasks.flatten import body_error
+from kapso_health.tasks.limiter import RateLimiter, SharedBudget, retry_after_seconds
+from kapso_health.tasks.poll import Outcome, PollResult
+from kapso_health.tasks.settings import ConnectionSettings
 
 LIST_PAGE_SIZE = 100
 MAX_LIST_PAGES = 10_000

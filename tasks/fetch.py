@@ -12,9 +12,9 @@ import pyarrow as pa
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from tasks.client import KapsoClient
-from tasks.flatten import flatten_numbers
-from tasks.poll import Outcome, PollResult
+from kapso_health.tasks.client import KapsoClient
+from kapso_health.tasks.flatten import flatten_numbers
+from kapso_health.tasks.poll import Outcome, PollResult
 
 _BAD_ID = re.compile(r"[\x00-\x1f\x7f]")
 

@@ -21,8 +21,8 @@ import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from tasks import schemas
-from tasks.poll import Outcome, PollResult
+from kapso_health.tasks import schemas
+from kapso_health.tasks.poll import Outcome, PollResult
 
 META_ERROR_CODE = re.compile(r'"code"\s*(?:=>|:)\s*(\d{1,18})')
 _EMPTY: dict = {}

@@ -27,7 +27,7 @@ from fsspec.implementations.local import LocalFileSystem
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from tasks.schemas import TABLES
+from kapso_health.tasks.schemas import TABLES
 
 DATE_COLUMN = {
     "polls": "polled_at",

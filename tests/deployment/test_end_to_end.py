@@ -20,10 +20,10 @@ from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
 from prefect.settings import PREFECT_API_URL, temporary_settings
 
-from simulator.fleet import Fleet
-from simulator.process import running_simulator
-from simulator.server import SimulatorConfig
-from tasks.storage import ParquetStore
+from kapso_health.simulator.fleet import Fleet
+from kapso_health.simulator.process import running_simulator
+from kapso_health.simulator.server import SimulatorConfig
+from kapso_health.tasks.storage import ParquetStore
 from tests.prefect_events import stored_events
 
 pytestmark = pytest.mark.integration

@@ -12,10 +12,10 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from simulator.fleet import Fleet
-from simulator.process import running_simulator
-from simulator.server import SimulatorConfig
-from tasks.storage import ParquetStore
+from kapso_health.simulator.fleet import Fleet
+from kapso_health.simulator.process import running_simulator
+from kapso_health.simulator.server import SimulatorConfig
+from kapso_health.tasks.storage import ParquetStore
 
 pytestmark = pytest.mark.integration
 
@@ -31,7 +31,7 @@ def run_cli(
     base = {k: v for k, v in os.environ.items() if not k.startswith(("KAPSO_", "PREFECT_"))}
     base["PREFECT_HOME"] = str(cwd / ".prefect")
     return subprocess.run(
-        [sys.executable, "-m", "flows.cli", *args],
+        [sys.executable, "-m", "kapso_health.flows.cli", *args],
         cwd=cwd,
         text=True,
         capture_output=True,

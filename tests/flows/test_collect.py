@@ -10,13 +10,13 @@ import pyarrow.compute as pc
 import pytest
 from prefect.client.orchestration import get_client
 
-from flows.collect import collect_health
-from simulator.fleet import Fleet
-from simulator.process import running_simulator
-from simulator.server import SimulatorConfig
-from tasks.alerts import state_changes
-from tasks.client import KapsoAuthError
-from tasks.storage import ParquetStore
+from kapso_health.flows.collect import collect_health
+from kapso_health.simulator.fleet import Fleet
+from kapso_health.simulator.process import running_simulator
+from kapso_health.simulator.server import SimulatorConfig
+from kapso_health.tasks.alerts import state_changes
+from kapso_health.tasks.client import KapsoAuthError
+from kapso_health.tasks.storage import ParquetStore
 from tests.prefect_events import stored_events
 
 pytestmark = [pytest.mark.anyio, pytest.mark.integration, pytest.mark.usefixtures("prefect_server")]

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from flows.compact import compact_history
-from simulator.history import write_day
-from tasks.schemas import TABLES
-from tasks.storage import ParquetStore
+from kapso_health.flows.compact import compact_history
+from kapso_health.simulator.history import write_day
+from kapso_health.tasks.schemas import TABLES
+from kapso_health.tasks.storage import ParquetStore
 from tests.flows.test_cli import run_cli
 
 pytestmark = pytest.mark.integration

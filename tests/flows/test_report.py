@@ -15,12 +15,12 @@ import pytest
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
 
-from flows.report import daily_report
-from reports.schemas import REPORT_SCHEMAS
-from simulator.fleet import Fleet
-from tasks.flatten import flatten_numbers, flatten_polls
-from tasks.poll import Outcome, PollResult
-from tasks.storage import ParquetStore
+from kapso_health.flows.report import daily_report
+from kapso_health.reports.schemas import REPORT_SCHEMAS
+from kapso_health.simulator.fleet import Fleet
+from kapso_health.tasks.flatten import flatten_numbers, flatten_polls
+from kapso_health.tasks.poll import Outcome, PollResult
+from kapso_health.tasks.storage import ParquetStore
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("prefect_server")]
 DAY = date(2026, 3, 1)
@@ -160,7 +160,7 @@ def test_report_command_prints_the_fleet_table(tmp_path: Path) -> None:
         [
             sys.executable,
             "-m",
-            "flows.cli",
+            "kapso_health.flows.cli",
             "report",
             "--day",
             "2026-03-01",

@@ -9,10 +9,10 @@ import nbformat
 import pytest
 from nbclient import NotebookClient
 
-from flows.report import write_reports
-from reports.timeline import Policy
-from simulator.history import write_day
-from tasks.storage import ParquetStore
+from kapso_health.flows.report import write_reports
+from kapso_health.reports.timeline import Policy
+from kapso_health.simulator.history import write_day
+from kapso_health.tasks.storage import ParquetStore
 
 NOTEBOOK = Path(__file__).resolve().parents[2] / "notebooks" / "explore_history.ipynb"
 FIRST = date(2026, 2, 1)

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from simulator.process import running_simulator
-from simulator.server import SimulatorConfig
-from tasks.storage import ParquetStore
+from kapso_health.simulator.process import running_simulator
+from kapso_health.simulator.server import SimulatorConfig
+from kapso_health.tasks.storage import ParquetStore
 from tests.reliability.children import child_env
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("prefect_server")]
@@ -22,7 +22,7 @@ KEY = "sk-badconfig-51ae"
 def cli(args: list[str], cwd: Path, **env: str) -> tuple[subprocess.CompletedProcess, float]:
     started = time.monotonic()
     done = subprocess.run(
-        [sys.executable, "-m", "flows.cli", *args],
+        [sys.executable, "-m", "kapso_health.flows.cli", *args],
         cwd=cwd,
         env=child_env(**env),
         capture_output=True,

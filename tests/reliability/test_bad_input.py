@@ -11,10 +11,10 @@ from pathlib import Path
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tasks import schemas
-from tasks.flatten import flatten_polls
-from tasks.poll import Outcome, PollResult
-from tasks.storage import ParquetStore
+from kapso_health.tasks import schemas
+from kapso_health.tasks.flatten import flatten_polls
+from kapso_health.tasks.poll import Outcome, PollResult
+from kapso_health.tasks.storage import ParquetStore
 from tests.tasks.test_flatten_properties import JSON, SHAPED
 
 BATCHES = st.lists(SHAPED | JSON, min_size=36, max_size=60)

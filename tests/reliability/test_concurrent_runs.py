@@ -10,13 +10,13 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from flows.report import write_reports
-from reports.timeline import Policy
-from simulator.fleet import Fleet
-from simulator.history import write_day
-from simulator.process import running_simulator
-from simulator.server import SimulatorConfig
-from tasks.storage import ParquetStore
+from kapso_health.flows.report import write_reports
+from kapso_health.reports.timeline import Policy
+from kapso_health.simulator.fleet import Fleet
+from kapso_health.simulator.history import write_day
+from kapso_health.simulator.process import running_simulator
+from kapso_health.simulator.server import SimulatorConfig
+from kapso_health.tasks.storage import ParquetStore
 from tests.reliability.children import child_env
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("prefect_server")]
@@ -60,7 +60,7 @@ def test_two_collections_a_report_and_a_compaction_at_once(tmp_path: Path, figur
         ]
         children = [
             subprocess.Popen(
-                [sys.executable, "-m", "flows.cli", *args],
+                [sys.executable, "-m", "kapso_health.flows.cli", *args],
                 env=child_env(KAPSO_API_KEY="sk-concurrent"),
                 stdout=subprocess.PIPE,
                 stderr=subprocess.STDOUT,

@@ -17,13 +17,13 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-from flows.collect import collect_health
-from simulator.fleet import Fleet
-from simulator.history import write_day
-from simulator.process import running_simulator
-from simulator.server import SimulatorConfig
-from tasks.schemas import TABLES
-from tasks.storage import ParquetStore
+from kapso_health.flows.collect import collect_health
+from kapso_health.simulator.fleet import Fleet
+from kapso_health.simulator.history import write_day
+from kapso_health.simulator.process import running_simulator
+from kapso_health.simulator.server import SimulatorConfig
+from kapso_health.tasks.schemas import TABLES
+from kapso_health.tasks.storage import ParquetStore
 from tests.reliability.children import child_env
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("prefect_server")]
@@ -80,7 +80,7 @@ def test_collector_killed_at_random_moments_then_rerun(tmp_path: Path, figures) 
             args = [
                 sys.executable,
                 "-m",
-                "flows.cli",
+                "kapso_health.flows.cli",
                 "collect",
                 "--base-url",
                 simulator.base_url(),
@@ -146,7 +146,7 @@ def test_compaction_killed_at_random_moments_then_rerun(tmp_path: Path, figures)
     for trial in range(TRIALS):
         root = tmp_path / f"trial-{trial}"
         shutil.copytree(template, root)
-        args = [sys.executable, "-m", "flows.cli", "compact", "--storage", str(root)]
+        args = [sys.executable, "-m", "kapso_health.flows.cli", "compact", "--storage", str(root)]
         results[kill_while_writing(args, root, rng)] += 1
         store = ParquetStore(str(root))
         visible_files_read_whole(root)

@@ -9,11 +9,11 @@ import pytest
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
 
-from flows.collect import collect_health
-from simulator.fleet import Fleet
-from simulator.process import running_simulator
-from simulator.server import Faults, SimulatorConfig
-from tasks.storage import ParquetStore
+from kapso_health.flows.collect import collect_health
+from kapso_health.simulator.fleet import Fleet
+from kapso_health.simulator.process import running_simulator
+from kapso_health.simulator.server import Faults, SimulatorConfig
+from kapso_health.tasks.storage import ParquetStore
 
 pytestmark = [pytest.mark.anyio, pytest.mark.integration, pytest.mark.usefixtures("prefect_server")]
 NUMBERS = 1000

@@ -5,11 +5,11 @@ from __future__ import annotations
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
-from flows.report import write_reports
-from reports.timeline import Policy
-from tasks.flatten import flatten_polls
-from tasks.poll import Outcome, PollResult
-from tasks.storage import ParquetStore
+from kapso_health.flows.report import write_reports
+from kapso_health.reports.timeline import Policy
+from kapso_health.tasks.flatten import flatten_polls
+from kapso_health.tasks.poll import Outcome, PollResult
+from kapso_health.tasks.storage import ParquetStore
 
 OLD_DAY = date(2026, 6, 1)
 NEW_DAY = OLD_DAY + timedelta(days=1)

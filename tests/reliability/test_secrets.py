@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 from prefect.client.orchestration import get_client
 
-from flows.collect import collect_health
-from simulator.process import running_simulator
-from simulator.server import Faults, SimulatorConfig
-from tasks.client import KapsoAuthError
+from kapso_health.flows.collect import collect_health
+from kapso_health.simulator.process import running_simulator
+from kapso_health.simulator.server import Faults, SimulatorConfig
+from kapso_health.tasks.client import KapsoAuthError
 from tests.reliability.children import child_env
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("prefect_server")]
@@ -23,7 +23,7 @@ KEY = "sk-LEAKCHECK-3f9a77c1e0"
 
 def cli(args: list[str], cwd: Path, key: str = KEY) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "flows.cli", *args],
+        [sys.executable, "-m", "kapso_health.flows.cli", *args],
         cwd=cwd,
         env=child_env(KAPSO_API_KEY=key, PREFECT_LOGGING_LEVEL="DEBUG"),
         capture_output=True,

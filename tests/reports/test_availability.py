@@ -5,8 +5,13 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from reports.availability import check_pass_rates, daily_availability, incident_days, incidents
-from reports.timeline import Policy, intervals, observations
+from kapso_health.reports.availability import (
+    check_pass_rates,
+    daily_availability,
+    incident_days,
+    incidents,
+)
+from kapso_health.reports.timeline import Policy, intervals, observations
 
 D, D1 = pd.Timestamp("2026-03-01", tz="UTC"), pd.Timestamp("2026-03-02", tz="UTC")
 

@@ -6,11 +6,16 @@ from html.parser import HTMLParser
 
 import pandas as pd
 
-from reports.availability import check_pass_rates, daily_availability, incident_days, incidents
-from reports.html import LISTING_ROWS, RATING_COLOURS, _listing, render_report
-from reports.quality import daily_quality, transitions
-from reports.rollup import fleet_rollup
-from reports.timeline import intervals, observations
+from kapso_health.reports.availability import (
+    check_pass_rates,
+    daily_availability,
+    incident_days,
+    incidents,
+)
+from kapso_health.reports.html import LISTING_ROWS, RATING_COLOURS, _listing, render_report
+from kapso_health.reports.quality import daily_quality, transitions
+from kapso_health.reports.rollup import fleet_rollup
+from kapso_health.reports.timeline import intervals, observations
 
 DAYS = [pd.Timestamp("2026-03-01", tz="UTC"), pd.Timestamp("2026-03-02", tz="UTC")]
 

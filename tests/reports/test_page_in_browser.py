@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from reports.html import render_report
+from kapso_health.reports.html import render_report
 from tests.reports.test_html import tables
 
 FLAGS = [

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from reports.quality import daily_quality, transitions
-from reports.timeline import intervals, observations
+from kapso_health.reports.quality import daily_quality, transitions
+from kapso_health.reports.timeline import intervals, observations
 
 D = pd.Timestamp("2026-03-01", tz="UTC")
 

@@ -6,9 +6,9 @@ from datetime import UTC, datetime
 
 import orjson
 
-from simulator.fleet import CACHE_SECONDS, Fleet
-from tasks.flatten import flatten_polls
-from tasks.poll import Outcome, PollResult
+from kapso_health.simulator.fleet import CACHE_SECONDS, Fleet
+from kapso_health.tasks.flatten import flatten_polls
+from kapso_health.tasks.poll import Outcome, PollResult
 
 T0 = datetime(2026, 3, 1, tzinfo=UTC).timestamp()
 

@@ -6,8 +6,8 @@ from datetime import UTC, datetime
 
 import httpx
 
-from simulator.process import running_simulator
-from simulator.server import Faults, SimulatorConfig, SlidingWindow
+from kapso_health.simulator.process import running_simulator
+from kapso_health.simulator.server import Faults, SimulatorConfig, SlidingWindow
 
 HEADERS = {"X-API-Key": "any"}
 

@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 
 import pyarrow as pa
 
-from tasks.alerts import STATE_COLUMNS, state_changes
+from kapso_health.tasks.alerts import STATE_COLUMNS, state_changes
 
 AT = datetime(2026, 3, 1, 12, tzinfo=UTC)
 HEALTHY = {

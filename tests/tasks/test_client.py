@@ -12,10 +12,10 @@ import httpx
 import pytest
 import respx
 
-from tasks.client import KapsoAuthError, KapsoClient, KapsoListError, failure_outcome
-from tasks.limiter import RateLimiter, retry_after_seconds
-from tasks.poll import Outcome
-from tasks.settings import ApiKey, ConnectionSettings
+from kapso_health.tasks.client import KapsoAuthError, KapsoClient, KapsoListError, failure_outcome
+from kapso_health.tasks.limiter import RateLimiter, retry_after_seconds
+from kapso_health.tasks.poll import Outcome
+from kapso_health.tasks.settings import ApiKey, ConnectionSettings
 
 BASE = "https://kapso.test/api/v1"
 KEY = "sk-test-0123456789abcdef"

@@ -10,7 +10,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from tasks.storage import ParquetStore
+from kapso_health.tasks.storage import ParquetStore
 from tests.tasks.test_storage import polls_for
 
 DAY = date(2025, 3, 1)

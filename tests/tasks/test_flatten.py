@@ -9,9 +9,9 @@ from pathlib import Path
 import orjson
 import pytest
 
-from tasks import schemas
-from tasks.flatten import body_error, flatten_numbers, flatten_polls, meta_error_code
-from tasks.poll import Outcome, PollResult
+from kapso_health.tasks import schemas
+from kapso_health.tasks.flatten import body_error, flatten_numbers, flatten_polls, meta_error_code
+from kapso_health.tasks.poll import Outcome, PollResult
 
 BODIES = Path(__file__).parent.parent / "bodies"
 BODY_FILES = sorted(BODIES.glob("*.json"))

@@ -9,10 +9,10 @@ from pathlib import Path
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tasks import schemas
-from tasks.flatten import flatten_polls
-from tasks.poll import Outcome, PollResult
-from tasks.storage import ParquetStore
+from kapso_health.tasks import schemas
+from kapso_health.tasks.flatten import flatten_polls
+from kapso_health.tasks.poll import Outcome, PollResult
+from kapso_health.tasks.storage import ParquetStore
 
 JSON = st.recursive(
     st.none()

@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from tasks.limiter import RateLimiter, Window
+from kapso_health.tasks.limiter import RateLimiter, Window
 
 pytestmark = pytest.mark.anyio
 

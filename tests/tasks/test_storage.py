@@ -9,10 +9,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from tasks.flatten import flatten_polls
-from tasks.poll import Outcome, PollResult
-from tasks.schemas import POLLS
-from tasks.storage import ParquetStore, StorageError
+from kapso_health.tasks.flatten import flatten_polls
+from kapso_health.tasks.poll import Outcome, PollResult
+from kapso_health.tasks.schemas import POLLS
+from kapso_health.tasks.storage import ParquetStore, StorageError
 
 NOON = datetime(2025, 3, 1, 12, tzinfo=UTC)
 
