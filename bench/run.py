@@ -286,7 +286,8 @@ def bench_flatten() -> list[Row]:
     import pandas as pd
 
     from kapso_health.tasks.flatten import flatten_polls
-    from kapso_health.tasks.poll import Outcome, PollResult
+    from kapso_health.tasks.poll import PollResult
+    from kapso_health.tasks.vocabulary import Outcome
 
     fleet = Fleet(2_000, seed=4)
     rng = random.Random(4)

@@ -12,8 +12,8 @@ from kapso_health.tasks.fetch import clean_ids, numbers_table, poll_numbers
 from kapso_health.tasks.flatten import FlatPolls, flatten_polls
 from kapso_health.tasks.poll import PollResult
 from kapso_health.tasks.settings import ConnectionSettings
+from kapso_health.tasks.vocabulary import DEGRADED_STATUS, ERROR, HEALTHY, UNHEALTHY, Outcome
 
-SEVERITY = {"unhealthy": 0, "error": 1, "degraded": 2, "healthy": 4}
 ERROR_WIDTH = 90
 
 
@@ -68,9 +68,13 @@ def audit_table(flat: FlatPolls) -> Table:
     return table
 
 
+AUDIT_ORDER = (UNHEALTHY, ERROR, DEGRADED_STATUS, None, HEALTHY)  # None: no body, or another status
+
+
 def _severity(row: dict) -> tuple[int, str]:
-    rank = 3 if row["outcome"] != "ok" else SEVERITY.get(row["status"] or "", 3)
-    return rank, row["config_id"]
+    """Worst first: unhealthy, `error` bodies, degraded, failed polls and others, healthy."""
+    status = row["status"] if row["outcome"] == Outcome.OK else None
+    return AUDIT_ORDER.index(status if status in AUDIT_ORDER else None), row["config_id"]
 
 
 def _check_problems(checks: pa.Table) -> tuple[dict[str, list[str]], dict[str, str]]:
@@ -86,7 +90,7 @@ def _check_problems(checks: pa.Table) -> tuple[dict[str, list[str]], dict[str, s
 
 
 def _styled(status: str | None) -> str:
-    colour = {"healthy": "green", "degraded": "yellow", "unhealthy": "red", "error": "magenta"}
+    colour = {HEALTHY: "green", DEGRADED_STATUS: "yellow", UNHEALTHY: "red", ERROR: "magenta"}
     return f"[{colour[status]}]{status}[/]" if status in colour else status or ""
 
 

@@ -24,7 +24,7 @@ from kapso_health.tasks.client import KapsoClient
 from kapso_health.tasks.fetch import clean_ids, discover_numbers, fetch_chunk
 from kapso_health.tasks.flatten import flatten_polls
 from kapso_health.tasks.limiter import SharedBudget
-from kapso_health.tasks.poll import Outcome, PollResult
+from kapso_health.tasks.poll import PollResult
 from kapso_health.tasks.settings import (
     DEFAULT_BASE_URLS,
     DEFAULT_STORAGE,
@@ -34,6 +34,7 @@ from kapso_health.tasks.settings import (
     configured,
 )
 from kapso_health.tasks.storage import ParquetStore, append_tables, check_run_id
+from kapso_health.tasks.vocabulary import Outcome
 
 PROGRESS_EVERY_SECONDS = 5.0
 

@@ -7,22 +7,18 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from kapso_health.reports.timeline import (
-    DAY,
-    DEFAULT_POLICY,
-    DEGRADED,
-    DOWN,
-    KNOWN,
-    UNKNOWN,
-    UP,
-    Policy,
-    reported_numbers,
-    runs,
-)
+from kapso_health.reports.timeline import DAY, DEFAULT_POLICY, Policy, reported_numbers, runs
 from kapso_health.tasks.schemas import TIMESTAMP
 from kapso_health.tasks.storage import to_pandas
-
-MESSAGING = ("AVAILABLE", "LIMITED", "BLOCKED")
+from kapso_health.tasks.vocabulary import (
+    BLOCKED,
+    DEGRADED,
+    DOWN,
+    KNOWN_STATES,
+    MESSAGING,
+    UNKNOWN,
+    UP,
+)
 
 
 def incidents(obs: pd.DataFrame, policy: Policy = DEFAULT_POLICY) -> pd.DataFrame:
@@ -33,9 +29,8 @@ def incidents(obs: pd.DataFrame, policy: Policy = DEFAULT_POLICY) -> pd.DataFram
     lasts until its last bad observation stops holding (at most `max_gap` after it).
     """
     down = runs(obs, "state", DOWN, (UP, DEGRADED)).assign(kind="down")
-    blocked = runs(obs, "can_send_message", "BLOCKED", ("AVAILABLE", "LIMITED")).assign(
-        kind="blocked"
-    )
+    fine = tuple(value for value in MESSAGING if value != BLOCKED)
+    blocked = runs(obs, "can_send_message", BLOCKED, fine).assign(kind="blocked")
     found = pd.concat([down, blocked], ignore_index=True).astype(
         {
             "start": "datetime64[us, UTC]",
@@ -86,7 +81,7 @@ def daily_availability(
     numbers = reported_numbers(obs, pieces, days)
     grid = pd.MultiIndex.from_product([numbers, pd.DatetimeIndex(days, name="day")])
     samples = _count(obs, "state", (UP, DEGRADED, DOWN, UNKNOWN), grid)
-    seconds = _sum(pieces, "state", KNOWN, grid)
+    seconds = _sum(pieces, "state", KNOWN_STATES, grid)
     messaging = _sum(pieces, "can_send_message", MESSAGING, grid)
     table = pd.DataFrame(index=grid)
     for state in (UP, DOWN, DEGRADED, UNKNOWN):
@@ -94,10 +89,10 @@ def daily_availability(
     available = list(policy.available())
     counted = samples[[UP, DEGRADED, DOWN]].sum(axis=1)
     table["availability_samples"] = _ratio(samples[available].sum(axis=1), counted)
-    known_seconds = seconds[list(KNOWN)].sum(axis=1)
+    known_seconds = seconds[list(KNOWN_STATES)].sum(axis=1)
     table["availability_time"] = _ratio(seconds[available].sum(axis=1), known_seconds)
     table["coverage"] = known_seconds / DAY.total_seconds()
-    for state in KNOWN:
+    for state in KNOWN_STATES:
         table[f"seconds_{state}"] = seconds[state]
     table["downtime_seconds"] = seconds[DOWN]
     messaging_total = messaging.sum(axis=1)

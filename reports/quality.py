@@ -5,16 +5,14 @@ from __future__ import annotations
 import pandas as pd
 
 from kapso_health.reports.timeline import reported_numbers
-
-RATINGS = ("GREEN", "YELLOW", "RED", "NA", "UNKNOWN")
-RANK = {"GREEN": 0, "YELLOW": 1, "RED": 2}  # NA and UNKNOWN are not ranked
-TROUBLED_STATUS = ("FLAGGED", "RESTRICTED", "DISCONNECTED", "BANNED", "RATE_LIMITED", "OFFLINE")
+from kapso_health.tasks.vocabulary import ASPECT_OF_COLUMN, RATINGS, rank, worse
 
 
 def transitions(obs: pd.DataFrame, column: str) -> pd.DataFrame:
     """Every change of `column` between a number's consecutive observations that carry it.
 
-    `worse` marks a quality downgrade (GREEN→YELLOW→RED) or a phone status turning troubled.
+    `worse` marks a change the vocabulary ranks as worse (a quality downgrade, a phone status
+    turning troubled): the same rule as the `kapso.number.worsened` events.
     """
     known = obs[obs[column].notna()]
     before = known.groupby("config_id")[column].shift()
@@ -29,13 +27,14 @@ def transitions(obs: pd.DataFrame, column: str) -> pd.DataFrame:
             "to_value": changed[column],
         }
     )
-    if column == "quality_rating":
-        worse = result["to_value"].map(RANK) > result["from_value"].map(RANK)
-    else:
-        worse = result["to_value"].isin(TROUBLED_STATUS) & ~result["from_value"].isin(
-            TROUBLED_STATUS
-        )
-    return result.assign(worse=worse.fillna(False).astype(bool)).reset_index(drop=True)
+    aspect = ASPECT_OF_COLUMN[column]
+    got_worse = [
+        worse(aspect, before, after) is True
+        for before, after in zip(result["from_value"], result["to_value"], strict=True)
+    ]
+    return result.assign(worse=pd.Series(got_worse, index=result.index, dtype=bool)).reset_index(
+        drop=True
+    )
 
 
 def all_transitions(obs: pd.DataFrame) -> pd.DataFrame:
@@ -65,7 +64,8 @@ def daily_quality(
     for rating in RATINGS:
         table[f"share_{rating.lower()}"] = (seconds[rating] / total).where(total > 0)
     observed = obs[obs["quality_rating"].notna()]
-    ranked = observed.assign(rank=observed["quality_rating"].map(RANK)).dropna(subset=["rank"])
+    ranks = {rating: rank("quality_rating", rating) for rating in RATINGS}
+    ranked = observed.assign(rank=observed["quality_rating"].map(ranks)).dropna(subset=["rank"])
     worst = ranked.sort_values("rank").groupby(["config_id", "day"])["quality_rating"].last()
     table["worst_rating"] = worst.reindex(grid)
     table["last_rating"] = (

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from kapso_health.reports.quality import RATINGS
+from kapso_health.tasks.vocabulary import RATINGS
 
 
 def latest_attributes(numbers: pd.DataFrame) -> pd.DataFrame:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pandas as pd
 import pyarrow as pa
 
-from kapso_health.reports.quality import RATINGS
 from kapso_health.tasks.schemas import TIMESTAMP
+from kapso_health.tasks.vocabulary import RATINGS
 
 
 def _schema(*groups: list[tuple[str, pa.DataType]]) -> pa.Schema:

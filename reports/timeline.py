@@ -15,8 +15,8 @@ from datetime import timedelta
 import numpy as np
 import pandas as pd
 
-UP, DEGRADED, DOWN, UNKNOWN = "up", "degraded", "down", "unknown"
-KNOWN = (UP, DEGRADED, DOWN)
+from kapso_health.tasks.vocabulary import DEGRADED, REPORT_STATES, UNKNOWN, UP
+
 DAY = pd.Timedelta(days=1)
 
 
@@ -24,14 +24,7 @@ DAY = pd.Timedelta(days=1)
 class Policy:
     """How statuses count. The defaults are the ones documented in the README."""
 
-    states: dict[str, str] = field(
-        default_factory=lambda: {
-            "healthy": UP,
-            "degraded": DEGRADED,
-            "unhealthy": DOWN,
-            "error": UNKNOWN,
-        }
-    )
+    states: dict[str, str] = field(default_factory=lambda: dict(REPORT_STATES))
     degraded_counts_as_up: bool = True
     max_gap: timedelta = timedelta(minutes=30)
 

@@ -21,8 +21,9 @@ from datetime import UTC, date, datetime, timedelta
 
 from kapso_health.simulator.fleet import Fleet
 from kapso_health.tasks.flatten import flatten_numbers, flatten_polls
-from kapso_health.tasks.poll import Outcome, PollResult
+from kapso_health.tasks.poll import PollResult
 from kapso_health.tasks.storage import ParquetStore
+from kapso_health.tasks.vocabulary import Outcome
 
 FIRST_DAY = date(2026, 1, 1)
 EVERY = timedelta(minutes=15)

@@ -7,35 +7,15 @@ number as the resource, both states as related resources and everything in the p
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 import pyarrow as pa
 
-TROUBLED_PHONE_STATUS = {"FLAGGED", "RESTRICTED", "DISCONNECTED"}
+from kapso_health.tasks.vocabulary import ASPECTS, worse
 
-
-def _ranked(*values: str) -> Callable[[Any], int | None]:
-    order = {value: rank for rank, value in enumerate(values)}
-    return order.get
-
-
-def _phone_status(value: Any) -> int | None:
-    if not isinstance(value, str) or not value:
-        return None
-    return 1 if value.upper() in TROUBLED_PHONE_STATUS else 0
-
-
-# aspect -> (polls column, rank of a value: higher is worse; None is not comparable)
-ASPECTS: dict[str, tuple[str, Callable[[Any], int | None]]] = {
-    "status": ("status", _ranked("healthy", "degraded", "unhealthy")),
-    "quality_rating": ("quality_rating", _ranked("GREEN", "YELLOW", "RED")),
-    "messaging": ("can_send_message", _ranked("AVAILABLE", "LIMITED", "BLOCKED")),
-    "webhook_verified": ("passed_webhook_verified", {True: 0, False: 1}.get),
-    "phone_status": ("phone_status", _phone_status),
-}
 STATE_COLUMNS = [column for column, _ in ASPECTS.values()]
 
 
@@ -63,18 +43,12 @@ def state_changes(previous: Mapping[str, Mapping[str, Any]], polls: pa.Table) ->
         before = previous.get(row["config_id"])
         if before is None or row["outcome"] != "ok" or row["is_repeat"]:
             continue
-        for aspect, (column, rank) in ASPECTS.items():
-            old, new = rank(before.get(column)), rank(row[column])
-            if old is not None and new is not None and old != new:
+        for aspect, (column, _) in ASPECTS.items():
+            old, new = before.get(column), row[column]
+            direction = worse(aspect, old, new)
+            if direction is not None:
                 changes.append(
-                    StateChange(
-                        row["config_id"],
-                        aspect,
-                        before.get(column),
-                        row[column],
-                        new > old,
-                        row["checked_at"],
-                    )
+                    StateChange(row["config_id"], aspect, old, new, direction, row["checked_at"])
                 )
     return changes
 

@@ -17,8 +17,9 @@ from httpx_aiohttp import AiohttpTransport
 from kapso_health.tasks.clock import Clock, utc_now
 from kapso_health.tasks.flatten import body_error
 from kapso_health.tasks.limiter import RateLimiter, SharedBudget, retry_after_seconds
-from kapso_health.tasks.poll import Outcome, PollResult
+from kapso_health.tasks.poll import PollResult
 from kapso_health.tasks.settings import ConnectionSettings
+from kapso_health.tasks.vocabulary import Outcome
 
 LIST_PAGE_SIZE = 100
 MAX_LIST_PAGES = 10_000

@@ -14,7 +14,8 @@ from prefect.cache_policies import NO_CACHE
 
 from kapso_health.tasks.client import KapsoClient
 from kapso_health.tasks.flatten import flatten_numbers
-from kapso_health.tasks.poll import Outcome, PollResult
+from kapso_health.tasks.poll import PollResult
+from kapso_health.tasks.vocabulary import Outcome
 
 _BAD_ID = re.compile(r"[\x00-\x1f\x7f]")
 

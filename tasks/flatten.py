@@ -22,7 +22,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from kapso_health.tasks import schemas
-from kapso_health.tasks.poll import Outcome, PollResult
+from kapso_health.tasks.poll import PollResult
+from kapso_health.tasks.vocabulary import Outcome
 
 META_ERROR_CODE = re.compile(r'"code"\s*(?:=>|:)\s*(\d{1,18})')
 _EMPTY: dict = {}

@@ -4,22 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from enum import StrEnum
 from typing import Any
 
-
-class Outcome(StrEnum):
-    """How a poll ended. `ok` means a health body arrived, whatever its `status`."""
-
-    OK = "ok"
-    NOT_FOUND = "not_found"
-    UNAUTHORIZED = "unauthorized"
-    RATE_LIMITED = "rate_limited"
-    SERVER_ERROR = "server_error"
-    TIMEOUT = "timeout"
-    CONNECTION_ERROR = "connection_error"
-    INVALID_BODY = "invalid_body"
-    SKIPPED = "skipped"
+from kapso_health.tasks.vocabulary import Outcome
 
 
 @dataclass(slots=True)

@@ -19,8 +19,9 @@ from kapso_health.flows.report import daily_report
 from kapso_health.reports.schemas import REPORT_SCHEMAS
 from kapso_health.simulator.fleet import Fleet
 from kapso_health.tasks.flatten import flatten_numbers, flatten_polls
-from kapso_health.tasks.poll import Outcome, PollResult
+from kapso_health.tasks.poll import PollResult
 from kapso_health.tasks.storage import ParquetStore
+from kapso_health.tasks.vocabulary import Outcome
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("prefect_server")]
 DAY = date(2026, 3, 1)

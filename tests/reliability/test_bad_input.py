@@ -13,8 +13,9 @@ from hypothesis import strategies as st
 
 from kapso_health.tasks import schemas
 from kapso_health.tasks.flatten import flatten_polls
-from kapso_health.tasks.poll import Outcome, PollResult
+from kapso_health.tasks.poll import PollResult
 from kapso_health.tasks.storage import ParquetStore
+from kapso_health.tasks.vocabulary import Outcome
 from tests.tasks.test_flatten_properties import JSON, SHAPED
 
 BATCHES = st.lists(SHAPED | JSON, min_size=36, max_size=60)

@@ -8,8 +8,9 @@ from pathlib import Path
 from kapso_health.flows.report import write_reports
 from kapso_health.reports.timeline import Policy
 from kapso_health.tasks.flatten import flatten_polls
-from kapso_health.tasks.poll import Outcome, PollResult
+from kapso_health.tasks.poll import PollResult
 from kapso_health.tasks.storage import ParquetStore
+from kapso_health.tasks.vocabulary import Outcome
 
 OLD_DAY = date(2026, 6, 1)
 NEW_DAY = OLD_DAY + timedelta(days=1)

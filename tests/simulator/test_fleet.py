@@ -8,7 +8,8 @@ import orjson
 
 from kapso_health.simulator.fleet import CACHE_SECONDS, Fleet
 from kapso_health.tasks.flatten import flatten_polls
-from kapso_health.tasks.poll import Outcome, PollResult
+from kapso_health.tasks.poll import PollResult
+from kapso_health.tasks.vocabulary import Outcome
 
 T0 = datetime(2026, 3, 1, tzinfo=UTC).timestamp()
 

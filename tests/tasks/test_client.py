@@ -14,8 +14,8 @@ import respx
 
 from kapso_health.tasks.client import KapsoAuthError, KapsoClient, KapsoListError, failure_outcome
 from kapso_health.tasks.limiter import RateLimiter, retry_after_seconds
-from kapso_health.tasks.poll import Outcome
 from kapso_health.tasks.settings import ApiKey, ConnectionSettings
+from kapso_health.tasks.vocabulary import Outcome
 
 BASE = "https://kapso.test/api/v1"
 KEY = "sk-test-0123456789abcdef"

@@ -11,7 +11,8 @@ import pytest
 
 from kapso_health.tasks import schemas
 from kapso_health.tasks.flatten import body_error, flatten_numbers, flatten_polls, meta_error_code
-from kapso_health.tasks.poll import Outcome, PollResult
+from kapso_health.tasks.poll import PollResult
+from kapso_health.tasks.vocabulary import Outcome
 
 BODIES = Path(__file__).parent.parent / "bodies"
 BODY_FILES = sorted(BODIES.glob("*.json"))

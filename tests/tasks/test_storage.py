@@ -10,9 +10,10 @@ import pyarrow.parquet as pq
 import pytest
 
 from kapso_health.tasks.flatten import flatten_polls
-from kapso_health.tasks.poll import Outcome, PollResult
+from kapso_health.tasks.poll import PollResult
 from kapso_health.tasks.schemas import POLLS
 from kapso_health.tasks.storage import ParquetStore, StorageError
+from kapso_health.tasks.vocabulary import Outcome
 
 NOON = datetime(2025, 3, 1, 12, tzinfo=UTC)
 
