@@ -12,6 +12,22 @@ from contextlib import contextmanager
 from datetime import date
 from pathlib import Path
 
+from kapso_health.tasks.settings import (
+    API_KEY_ENV,
+    CHUNK_SIZE,
+    DEFAULT_STORAGE,
+    DEMO_STORAGE,
+    GLOBAL_LIMIT_NAME,
+    MAX_ATTEMPTS,
+    MAX_GAP_MINUTES,
+    MAX_IN_FLIGHT,
+    MISSING_KEY,
+    RATE_PER_MINUTE,
+    RATE_PER_SECOND,
+    TIMEOUT_SECONDS,
+    MissingApiKeyError,
+)
+
 # Without internet Prefect's telemetry attempt logs an ERROR; users read ERROR as failure.
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 
@@ -40,8 +56,8 @@ def _parser() -> argparse.ArgumentParser:
     collect = commands.add_parser("collect", help="poll every number once into the Parquet history")
     _add_connection_arguments(collect)
     collect.add_argument("--ids-file", type=Path, help="file with one number id per line")
-    collect.add_argument("--storage", default="./data", help="root of the Parquet history")
-    collect.add_argument("--chunk-size", type=int, default=500)
+    _add_storage_argument(collect)
+    collect.add_argument("--chunk-size", type=int, default=CHUNK_SIZE)
     collect.add_argument("--run-id", default=None, help="re-running a run id replaces its files")
     collect.add_argument(
         "--global-limit",
@@ -58,9 +74,15 @@ def _parser() -> argparse.ArgumentParser:
     report = commands.add_parser("report", help="build the daily availability and quality reports")
     report.add_argument("--day", type=date.fromisoformat, help="YYYY-MM-DD (default: yesterday)")
     report.add_argument("--to", type=date.fromisoformat, help="last day of a range (YYYY-MM-DD)")
-    report.add_argument("--storage", default="./data", help="root of the Parquet history")
+    _add_storage_argument(report)
     report.add_argument(
-        "--max-gap-minutes", type=int, default=30, help="how long one observation holds at most"
+        "--max-gap-minutes",
+        type=int,
+        default=MAX_GAP_MINUTES,
+        help="how long one observation holds at most",
+    )
+    report.add_argument(
+        "--out", metavar="DIR", help="folder of the HTML page (default: <storage>/reports/html)"
     )
     report.set_defaults(handler=_report)
 
@@ -68,13 +90,13 @@ def _parser() -> argparse.ArgumentParser:
         "shared-limit",
         help="create the Prefect global rate limit that runs against one project share",
     )
-    shared.add_argument("--name", default="kapso-health-api")
-    shared.add_argument("--rate-per-second", type=float, default=5.0)
-    shared.add_argument("--rate-per-minute", type=float, default=60.0)
+    shared.add_argument("--name", default=GLOBAL_LIMIT_NAME)
+    shared.add_argument("--rate-per-second", type=float, default=RATE_PER_SECOND)
+    shared.add_argument("--rate-per-minute", type=float, default=RATE_PER_MINUTE)
     shared.set_defaults(handler=_shared_limit)
 
     compact = commands.add_parser("compact", help="merge each closed day's files into one")
-    compact.add_argument("--storage", default="./data", help="root of the Parquet history")
+    _add_storage_argument(compact)
     compact.add_argument(
         "--before", type=date.fromisoformat, help="YYYY-MM-DD (default: today, UTC)"
     )
@@ -87,7 +109,11 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--every-minutes", type=int, default=15, help="simulated poll interval")
     demo.add_argument("--numbers", type=int, default=40, help="simulated fleet size")
     demo.add_argument("--seed", type=int, default=7, help="simulated fleet seed")
-    demo.add_argument("--storage", default="./data", help="root of the Parquet history")
+    demo.add_argument(
+        "--storage",
+        default=DEMO_STORAGE,
+        help="root of the simulated history, kept apart from real ones (default: %(default)s)",
+    )
     demo.set_defaults(handler=_demo)
 
     simulate = commands.add_parser("simulate", help="run the Kapso simulator in the foreground")
@@ -96,55 +122,42 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _add_storage_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--storage",
+        help=f"root of the Parquet history: a folder or an fsspec URL "
+        f"(default: $KAPSO_HEALTH_STORAGE, else {DEFAULT_STORAGE})",
+    )
+
+
 def _add_connection_arguments(parser: argparse.ArgumentParser) -> None:
     if parser.prog.endswith("collect"):
         parser.add_argument("--ids", nargs="+", metavar="ID", help="default: every listed number")
     parser.add_argument("--base-url", help="API root with version prefix (default per flavour)")
     parser.add_argument("--flavour", choices=("legacy", "platform"), default="legacy")
-    parser.add_argument("--rate-per-second", type=float, default=5.0, help="0 turns it off")
-    parser.add_argument("--rate-per-minute", type=float, default=60.0, help="0 turns it off")
-    parser.add_argument("--max-in-flight", type=int, default=16)
-    parser.add_argument("--timeout", type=float, default=30.0, help="seconds per request")
-    parser.add_argument("--max-attempts", type=int, default=4)
-    parser.add_argument("--api-key-secret", help="Prefect Secret block holding the API key")
     parser.add_argument(
-        "--simulator-numbers",
-        type=int,
-        default=40,
-        help="fleet size of the built-in simulator used when no key is set",
+        "--rate-per-second", type=float, default=RATE_PER_SECOND, help="0 turns it off"
     )
+    parser.add_argument(
+        "--rate-per-minute", type=float, default=RATE_PER_MINUTE, help="0 turns it off"
+    )
+    parser.add_argument("--max-in-flight", type=int, default=MAX_IN_FLIGHT)
+    parser.add_argument(
+        "--timeout", type=float, default=TIMEOUT_SECONDS, help="seconds per request"
+    )
+    parser.add_argument("--max-attempts", type=int, default=MAX_ATTEMPTS)
+    parser.add_argument("--api-key-secret", help="Prefect Secret block holding the API key")
 
 
-@contextmanager
-def _connection(args: argparse.Namespace) -> Iterator[str | None]:
-    """The base URL to use; with no API key at all, the built-in simulator's."""
-    from kapso_health.tasks.settings import API_KEY_ENV
-
-    if os.environ.get(API_KEY_ENV, "").strip() or args.api_key_secret:
-        yield args.base_url
-        return
-    if args.base_url:
-        raise SystemExit(f"kapso-health: {API_KEY_ENV} is not set (needed for {args.base_url})")
-    from kapso_health.simulator.process import running_simulator
-    from kapso_health.simulator.server import SimulatorConfig
-
-    config = SimulatorConfig(numbers=args.simulator_numbers)
-    with running_simulator(config) as simulator:
-        print(
-            f"No {API_KEY_ENV} set: using the built-in Kapso simulator "
-            f"({config.numbers} numbers, Kapso's limits of 5/s and 60/min) at {simulator.url}.\n"
-            f"Set {API_KEY_ENV} to poll your own Kapso project.",
-            file=sys.stderr,
-        )
-        with _simulator_key():
-            yield simulator.base_url(args.flavour)
+def _require_key(args: argparse.Namespace) -> None:
+    """No key at all fails at once, before Prefect starts: the simulator is never implicit."""
+    if not os.environ.get(API_KEY_ENV, "").strip() and not args.api_key_secret:
+        raise MissingApiKeyError(MISSING_KEY)
 
 
 @contextmanager
 def _simulator_key() -> Iterator[None]:
     """KAPSO_API_KEY set to the simulator's key for a while, then as it was."""
-    from kapso_health.tasks.settings import API_KEY_ENV
-
     previous = os.environ.get(API_KEY_ENV)
     os.environ[API_KEY_ENV] = SIMULATOR_KEY
     try:
@@ -167,30 +180,30 @@ def _ids(args: argparse.Namespace) -> list[str] | None:
 
 
 def _collect(args: argparse.Namespace) -> int:
-    from kapso_health.flows.collect import MissingApiKeyError, collect_health
+    from kapso_health.flows.collect import collect_health
     from kapso_health.tasks.client import KapsoAuthError, KapsoListError
     from kapso_health.tasks.storage import StorageError
 
     try:
         ids = _ids(args)
-        with _connection(args) as base_url:
-            summary = asyncio.run(
-                collect_health(
-                    ids=ids,
-                    base_url=base_url,
-                    flavour=args.flavour,
-                    storage=args.storage,
-                    rate_per_second=args.rate_per_second,
-                    rate_per_minute=args.rate_per_minute,
-                    max_in_flight=args.max_in_flight,
-                    chunk_size=args.chunk_size,
-                    timeout_seconds=args.timeout,
-                    max_attempts=args.max_attempts,
-                    api_key_secret=args.api_key_secret,
-                    run_id=args.run_id,
-                    global_limit=args.global_limit,
-                )
+        _require_key(args)
+        summary = asyncio.run(
+            collect_health(
+                ids=ids,
+                base_url=args.base_url,
+                flavour=args.flavour,
+                storage=args.storage,
+                rate_per_second=args.rate_per_second,
+                rate_per_minute=args.rate_per_minute,
+                max_in_flight=args.max_in_flight,
+                chunk_size=args.chunk_size,
+                timeout_seconds=args.timeout,
+                max_attempts=args.max_attempts,
+                api_key_secret=args.api_key_secret,
+                run_id=args.run_id,
+                global_limit=args.global_limit,
             )
+        )
     except KapsoAuthError as exc:
         print(f"kapso-health: {exc}", file=sys.stderr)
         return EXIT_AUTH
@@ -205,6 +218,8 @@ def _print_summary(summary: dict) -> None:
     from rich.console import Console
     from rich.table import Table
 
+    from kapso_health.tasks.schemas import TABLES
+
     table = Table(title=f"{summary['numbers']} numbers in {summary['seconds']} s")
     table.add_column("kind")
     table.add_column("value")
@@ -217,7 +232,7 @@ def _print_summary(summary: dict) -> None:
     console.print(
         f"Run {summary['run_id']}: {summary['requests']} requests, "
         f"{summary['rate_limited_responses']} answered 429.\n"
-        f"History: {summary['storage']} (tables polls, checks, entities, raw, numbers)."
+        f"History: {summary['storage']} (tables {', '.join(TABLES)})."
     )
 
 
@@ -227,27 +242,22 @@ def _audit(args: argparse.Namespace) -> int:
 
     from kapso_health.flows.audit import audit_numbers, audit_table
     from kapso_health.tasks.client import KapsoAuthError, KapsoListError
-    from kapso_health.tasks.settings import DEFAULT_BASE_URLS, ConnectionSettings, api_key_from
+    from kapso_health.tasks.settings import connection_settings, require_api_key
 
     console = Console()
     try:
-        with (
-            _connection(args) as base_url,
-            Progress(console=Console(stderr=True), transient=True) as progress,
-        ):
-            key = api_key_from(args.api_key_secret)
-            if key is None:
-                raise ValueError("no Kapso API key: set KAPSO_API_KEY or pass --api-key-secret")
-            settings = ConnectionSettings(
-                api_key=key,
-                base_url=base_url or DEFAULT_BASE_URLS[args.flavour],
-                flavour=args.flavour,
-                rate_per_second=args.rate_per_second or None,
-                rate_per_minute=args.rate_per_minute or None,
-                max_in_flight=args.max_in_flight,
-                timeout_seconds=args.timeout,
-                max_attempts=args.max_attempts,
-            )
+        _require_key(args)
+        settings = connection_settings(
+            require_api_key(args.api_key_secret),
+            args.flavour,
+            args.base_url,
+            args.rate_per_second,
+            args.rate_per_minute,
+            args.max_in_flight,
+            args.timeout,
+            args.max_attempts,
+        )
+        with Progress(console=Console(stderr=True), transient=True) as progress:
             bar = progress.add_task("polling", total=None)
             flat = asyncio.run(
                 audit_numbers(
@@ -260,7 +270,7 @@ def _audit(args: argparse.Namespace) -> int:
     except KapsoAuthError as exc:
         print(f"kapso-health: {exc}", file=sys.stderr)
         return EXIT_AUTH
-    except (KapsoListError, ValueError, OSError) as exc:
+    except (MissingApiKeyError, KapsoListError, ValueError, OSError) as exc:
         print(f"kapso-health: {exc}", file=sys.stderr)
         return EXIT_FAILED
     console.print(audit_table(flat))
@@ -273,16 +283,20 @@ def _report(args: argparse.Namespace) -> int:
 
     try:
         summary = daily_report(
-            day=args.day, to=args.to, storage=args.storage, max_gap_minutes=args.max_gap_minutes
+            day=args.day,
+            to=args.to,
+            storage=args.storage,
+            max_gap_minutes=args.max_gap_minutes,
+            out=args.out,
         )
     except (StorageError, ValueError, OSError) as exc:
         print(f"kapso-health: {exc}", file=sys.stderr)
         return EXIT_FAILED
-    _print_report(summary, args.storage)
+    _print_report(summary)
     return 0
 
 
-def _print_report(summary: dict, storage: str) -> None:
+def _print_report(summary: dict) -> None:
     from rich.console import Console
     from rich.table import Table
 
@@ -299,11 +313,10 @@ def _print_report(summary: dict, storage: str) -> None:
         table.add_column(column.replace("_", " "), justify="right")
     for row in summary["fleet"]:
         table.add_row(*(_cell(row[column]) for column in columns))
+    from kapso_health.reports.schemas import REPORT_SCHEMAS
+
     Console().print(table)
-    print(
-        f"Report tables: {storage}/reports/ (availability_daily, quality_daily, incidents, "
-        "quality_transitions, check_pass_rates, fleet_daily, customer_daily, waba_daily)"
-    )
+    print(f"Report tables: {summary['storage']}/reports/ ({', '.join(REPORT_SCHEMAS)})")
     print(f"Report page (open it in a browser): {summary['page']}")
 
 
@@ -365,8 +378,10 @@ def _demo(args: argparse.Namespace) -> int:
         latency_ms=(2.0, 10.0),
     )
     print(
-        f"Demo: {args.days} days of history from the built-in Kapso simulator "
-        f"({config.numbers} numbers, one round every {args.every_minutes} simulated minutes).",
+        f"Demo: {args.days} days of SIMULATED history from the built-in Kapso simulator "
+        f"({config.numbers} made-up numbers, one round every {args.every_minutes} simulated "
+        f"minutes) into {args.storage}. Set {API_KEY_ENV} and run `kapso-health collect` "
+        "for your own numbers.",
         file=sys.stderr,
     )
     logging.getLogger("prefect.task_runs").setLevel(logging.WARNING)  # 2 tasks a round
@@ -391,7 +406,7 @@ def _demo(args: argparse.Namespace) -> int:
     except (StorageError, ValueError, OSError) as exc:
         print(f"kapso-health: {exc}", file=sys.stderr)
         return EXIT_FAILED
-    _print_report(report, args.storage)
+    _print_report(report)
     return 0
 
 

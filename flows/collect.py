@@ -26,21 +26,22 @@ from kapso_health.tasks.flatten import flatten_polls
 from kapso_health.tasks.limiter import SharedBudget
 from kapso_health.tasks.poll import PollResult
 from kapso_health.tasks.settings import (
-    DEFAULT_BASE_URLS,
+    CHUNK_SIZE,
     DEFAULT_STORAGE,
-    ConnectionSettings,
+    MAX_ATTEMPTS,
+    MAX_IN_FLIGHT,
+    RATE_PER_MINUTE,
+    RATE_PER_SECOND,
+    TIMEOUT_SECONDS,
     Flavour,
-    api_key_from,
     configured,
+    connection_settings,
+    require_api_key,
 )
 from kapso_health.tasks.storage import ParquetStore, append_tables, check_run_id
 from kapso_health.tasks.vocabulary import Outcome
 
 PROGRESS_EVERY_SECONDS = 5.0
-
-
-class MissingApiKeyError(RuntimeError):
-    """Neither KAPSO_API_KEY nor a Prefect Secret block gave an API key."""
 
 
 @flow(name="collect-health", log_prints=False)
@@ -49,12 +50,12 @@ async def collect_health(
     base_url: str | None = None,
     flavour: Flavour = "legacy",
     storage: str | None = None,
-    rate_per_second: Annotated[float, Field(ge=0, description="0 turns it off")] = 5.0,
-    rate_per_minute: Annotated[float, Field(ge=0, description="0 turns it off")] = 60.0,
-    max_in_flight: Annotated[int, Field(ge=1, le=1000)] = 16,
-    chunk_size: Annotated[int, Field(ge=1, le=100_000)] = 500,
-    timeout_seconds: Annotated[float, Field(gt=0, le=300)] = 30.0,
-    max_attempts: Annotated[int, Field(ge=1, le=20)] = 4,
+    rate_per_second: Annotated[float, Field(ge=0, description="0 turns it off")] = RATE_PER_SECOND,
+    rate_per_minute: Annotated[float, Field(ge=0, description="0 turns it off")] = RATE_PER_MINUTE,
+    max_in_flight: Annotated[int, Field(ge=1, le=1000)] = MAX_IN_FLIGHT,
+    chunk_size: Annotated[int, Field(ge=1, le=100_000)] = CHUNK_SIZE,
+    timeout_seconds: Annotated[float, Field(gt=0, le=300)] = TIMEOUT_SECONDS,
+    max_attempts: Annotated[int, Field(ge=1, le=20)] = MAX_ATTEMPTS,
     api_key_secret: str | None = None,
     run_id: str | None = None,
     global_limit: str | None = None,
@@ -70,22 +71,17 @@ async def collect_health(
     slot of it, in batches.
     """
     logger = get_run_logger()
-    api_key = api_key_from(api_key_secret)
-    if api_key is None:
-        raise MissingApiKeyError(
-            "no Kapso API key: set KAPSO_API_KEY, or create a Prefect Secret block and pass its "
-            "name as api_key_secret"
-        )
+    api_key = require_api_key(api_key_secret)
     run_id = check_run_id(run_id or str(flow_run.id or uuid.uuid4()))
-    settings = ConnectionSettings(
-        api_key=api_key,
-        base_url=configured("base_url", base_url, DEFAULT_BASE_URLS[flavour]),
-        flavour=flavour,
-        rate_per_second=rate_per_second or None,
-        rate_per_minute=rate_per_minute or None,
-        max_in_flight=max_in_flight,
-        timeout_seconds=timeout_seconds,
-        max_attempts=max_attempts,
+    settings = connection_settings(
+        api_key,
+        flavour,
+        configured("base_url", base_url),
+        rate_per_second,
+        rate_per_minute,
+        max_in_flight,
+        timeout_seconds,
+        max_attempts,
     )
     if timeout_seconds <= 15:
         logger.warning(

@@ -12,7 +12,6 @@ from prefect import flow, get_run_logger
 from pydantic import Field
 
 from kapso_health.flows.collect import (
-    MissingApiKeyError,
     Progress,
     poll_and_store,
     resolve_numbers,
@@ -21,7 +20,12 @@ from kapso_health.flows.collect import (
 from kapso_health.simulator.process import RunningSimulator
 from kapso_health.tasks.client import KapsoClient
 from kapso_health.tasks.clock import ShiftedClock
-from kapso_health.tasks.settings import ConnectionSettings, Flavour, api_key_from
+from kapso_health.tasks.settings import (
+    DEMO_STORAGE,
+    Flavour,
+    connection_settings,
+    require_api_key,
+)
 from kapso_health.tasks.storage import ParquetStore
 
 
@@ -33,7 +37,7 @@ def demo_days(days: int, today: date) -> list[date]:
 @flow(name="demo-history")
 async def demo_history(
     simulator_url: str,
-    storage: str = "./data",
+    storage: str = DEMO_STORAGE,
     days: Annotated[int, Field(ge=1, le=31)] = 2,
     every_minutes: Annotated[int, Field(ge=1, le=1440)] = 15,
     flavour: Flavour = "legacy",
@@ -46,23 +50,22 @@ async def demo_history(
     the simulator behind `simulator_url` must be started without rate limits.
     """
     logger = get_run_logger()
-    api_key = api_key_from(None)
-    if api_key is None:
-        raise MissingApiKeyError("no API key: set KAPSO_API_KEY (any value for the simulator)")
     simulator = RunningSimulator(simulator_url)
-    settings = ConnectionSettings(
-        api_key=api_key,
-        base_url=simulator.base_url(flavour),
-        flavour=flavour,
-        rate_per_second=None,
-        rate_per_minute=None,
-        max_in_flight=max_in_flight,
+    unthrottled = 0
+    settings = connection_settings(
+        require_api_key(),
+        flavour,
+        simulator.base_url(flavour),
+        unthrottled,
+        unthrottled,
+        max_in_flight,
     )
     covered = demo_days(days, datetime.now(UTC).date())
     start = datetime.combine(covered[0], datetime.min.time(), UTC)
     step = timedelta(minutes=every_minutes)
     rounds = days * 24 * 60 // every_minutes
     store = ParquetStore(storage)
+    store.mark_simulated()
     clock = ShiftedClock()
     counts: Counter[tuple[str, str | None]] = Counter()
     alerts: Counter[str] = Counter()

@@ -30,7 +30,7 @@ from kapso_health.reports.quality import all_transitions, daily_quality
 from kapso_health.reports.rollup import fleet_rollup, latest_attributes
 from kapso_health.reports.schemas import to_arrow
 from kapso_health.reports.timeline import Policy, intervals, observations
-from kapso_health.tasks.settings import DEFAULT_STORAGE, configured
+from kapso_health.tasks.settings import DEFAULT_STORAGE, MAX_GAP_MINUTES, configured
 from kapso_health.tasks.storage import ParquetStore, to_pandas, write_text
 
 POLL_COLUMNS = [
@@ -152,7 +152,9 @@ def write_reports(
         for day in days:
             rows = frame[frame["day"] == pd.Timestamp(day, tz="UTC")]
             store.replace_day(f"reports/{name}", to_arrow(name, rows), day)
-    page = _write_page(tables, days, out or f"{storage.rstrip('/')}/reports/html")
+    page = _write_page(
+        tables, days, out or f"{storage.rstrip('/')}/reports/html", simulated=store.simulated
+    )
     return tables, page
 
 
@@ -161,7 +163,7 @@ def daily_report(
     day: date | None = None,
     to: date | None = None,
     storage: str | None = None,
-    max_gap_minutes: Annotated[int, Field(ge=1, le=1440)] = 30,
+    max_gap_minutes: Annotated[int, Field(ge=1, le=1440)] = MAX_GAP_MINUTES,
     degraded_counts_as_up: bool = True,
     out: str | None = None,
 ) -> dict[str, Any]:
@@ -197,9 +199,13 @@ def daily_report(
     }
 
 
-def _write_page(tables: dict[str, pd.DataFrame], days: list[date], out: str) -> str:
+def _write_page(
+    tables: dict[str, pd.DataFrame], days: list[date], out: str, simulated: bool
+) -> str:
     span = f"{days[0]}" if len(days) == 1 else f"{days[0]}_to_{days[-1]}"
     title = f"Kapso health report, {span.replace('_to_', ' to ')} (UTC)"
+    if simulated:
+        title += ": SIMULATED data (the built-in simulator's made-up numbers)"
     return write_text(f"{out.rstrip('/')}/kapso-health-{span}.html", render_report(title, tables))
 
 

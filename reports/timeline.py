@@ -15,6 +15,7 @@ from datetime import timedelta
 import numpy as np
 import pandas as pd
 
+from kapso_health.tasks.settings import MAX_GAP_MINUTES
 from kapso_health.tasks.vocabulary import DEGRADED, REPORT_STATES, UNKNOWN, UP
 
 DAY = pd.Timedelta(days=1)
@@ -26,7 +27,7 @@ class Policy:
 
     states: dict[str, str] = field(default_factory=lambda: dict(REPORT_STATES))
     degraded_counts_as_up: bool = True
-    max_gap: timedelta = timedelta(minutes=30)
+    max_gap: timedelta = timedelta(minutes=MAX_GAP_MINUTES)
 
     def available(self) -> tuple[str, ...]:
         return (UP, DEGRADED) if self.degraded_counts_as_up else (UP,)

@@ -16,6 +16,8 @@ from bisect import bisect_right
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 
+from kapso_health.tasks.settings import MAX_IN_FLIGHT, RATE_PER_MINUTE, RATE_PER_SECOND
+
 HEADER_FAMILIES = {
     # window name -> (limit header, remaining header)
     "second": ("x-health-ratelimit-second-limit", "x-health-ratelimit-second-remaining"),
@@ -122,9 +124,9 @@ class RateLimiter:
 
     def __init__(
         self,
-        per_second: float | None = 5.0,
-        per_minute: float | None = 60.0,
-        max_in_flight: int = 16,
+        per_second: float | None = RATE_PER_SECOND,
+        per_minute: float | None = RATE_PER_MINUTE,
+        max_in_flight: int = MAX_IN_FLIGHT,
         margin_seconds: float = 0.05,
         shared: SharedBudget | None = None,
     ) -> None:

@@ -1,4 +1,8 @@
-"""Connection settings in one place: endpoints, API key, limits, timeouts, retries."""
+"""Settings in one place: every default, the endpoints, the API key, limits, timeouts, retries.
+
+The flows' parameters, the command line's options and the deployments all take their
+defaults from the constants here.
+"""
 
 from __future__ import annotations
 
@@ -21,7 +25,16 @@ LIST_PATHS: dict[str, str] = {
     "platform": "/whatsapp/phone_numbers",
 }
 API_KEY_ENV = "KAPSO_API_KEY"
-DEFAULT_STORAGE = "./data"
+DEFAULT_STORAGE = "./data"  # unless the Variable kapso_health_storage or KAPSO_HEALTH_STORAGE says
+DEMO_STORAGE = "./demo-data"  # the demo's simulated history never mixes with a real one
+RATE_PER_SECOND = 5.0  # Kapso's health-check limits per project
+RATE_PER_MINUTE = 60.0
+MAX_IN_FLIGHT = 16
+TIMEOUT_SECONDS = 30.0  # Kapso answers `error` itself after 15 s: wait longer than that
+MAX_ATTEMPTS = 4
+CHUNK_SIZE = 500  # numbers per Prefect task run (a task run costs milliseconds)
+MAX_GAP_MINUTES = 30  # how long one observation holds in the report
+GLOBAL_LIMIT_NAME = "kapso-health-api"
 
 
 class ApiKey:
@@ -48,6 +61,24 @@ class ApiKey:
 
     def __reduce__(self) -> tuple:
         raise TypeError("an ApiKey is not serialised; pass the Secret block name instead")
+
+
+class MissingApiKeyError(RuntimeError):
+    """Neither KAPSO_API_KEY nor a Prefect Secret block gave an API key."""
+
+
+MISSING_KEY = (
+    f"no Kapso API key: set {API_KEY_ENV}, or create a Prefect Secret block holding it and "
+    "pass its name (--api-key-secret; the flows' parameter api_key_secret)"
+)
+
+
+def require_api_key(secret_block: str | None = None) -> ApiKey:
+    """`api_key_from`, or MissingApiKeyError saying how to give one."""
+    key = api_key_from(secret_block)
+    if key is None:
+        raise MissingApiKeyError(MISSING_KEY)
+    return key
 
 
 def api_key_from(secret_block: str | None = None) -> ApiKey | None:
@@ -81,11 +112,11 @@ class ConnectionSettings:
     api_key: ApiKey
     base_url: str = DEFAULT_BASE_URLS["legacy"]
     flavour: Flavour = "legacy"
-    rate_per_second: float | None = 5.0
-    rate_per_minute: float | None = 60.0
-    max_in_flight: int = 16
-    timeout_seconds: float = 30.0  # Kapso answers `error` itself after 15 s
-    max_attempts: int = 4
+    rate_per_second: float | None = RATE_PER_SECOND
+    rate_per_minute: float | None = RATE_PER_MINUTE
+    max_in_flight: int = MAX_IN_FLIGHT
+    timeout_seconds: float = TIMEOUT_SECONDS
+    max_attempts: int = MAX_ATTEMPTS
     backoff_seconds: float = 0.5
     backoff_cap_seconds: float = 30.0
 
@@ -106,3 +137,27 @@ class ConnectionSettings:
 
     def list_url(self) -> str:
         return self.base_url.rstrip("/") + LIST_PATHS[self.flavour]
+
+
+def connection_settings(
+    api_key: ApiKey,
+    flavour: Flavour = "legacy",
+    base_url: str | None = None,
+    rate_per_second: float = RATE_PER_SECOND,
+    rate_per_minute: float = RATE_PER_MINUTE,
+    max_in_flight: int = MAX_IN_FLIGHT,
+    timeout_seconds: float = TIMEOUT_SECONDS,
+    max_attempts: int = MAX_ATTEMPTS,
+) -> ConnectionSettings:
+    """Settings from the options users give: a rate of 0 turns that limit off, and the base
+    URL defaults to Kapso's for the flavour."""
+    return ConnectionSettings(
+        api_key=api_key,
+        base_url=base_url or DEFAULT_BASE_URLS.get(flavour, DEFAULT_BASE_URLS["legacy"]),
+        flavour=flavour,
+        rate_per_second=rate_per_second or None,
+        rate_per_minute=rate_per_minute or None,
+        max_in_flight=max_in_flight,
+        timeout_seconds=timeout_seconds,
+        max_attempts=max_attempts,
+    )

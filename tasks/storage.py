@@ -41,6 +41,7 @@ RUN_ID = re.compile(r"^(?!compacted-)[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 # `_`- and `.`-prefixed files (pyarrow, pandas, DuckDB globs) still read them.
 COMPACTED = re.compile(r"^compacted-(\d{6})\.parquet$")
 REPLACES_KEY = b"kapso_health.replaces"
+SIMULATED_MARK = "_SIMULATED"  # at the root: the history came from the simulator (the demo)
 READ_ATTEMPTS = 3
 ABANDONED_SECONDS = 3600
 _PANDAS_TYPES = {
@@ -72,6 +73,19 @@ class ParquetStore:
             self.fs.rm(probe)
         except OSError as exc:
             raise StorageError(f"cannot write to the storage root {self.url!r}: {exc}") from exc
+
+    def mark_simulated(self) -> None:
+        """Mark the whole history as simulated data (the demo's): reports say so."""
+        self.fs.makedirs(self.root, exist_ok=True)
+        self.fs.pipe_file(
+            f"{self.root}/{SIMULATED_MARK}",
+            b"Every number in this history is made up: it was collected from kapso-health's "
+            b"built-in simulator.\n",
+        )
+
+    @property
+    def simulated(self) -> bool:
+        return self.fs.exists(f"{self.root}/{SIMULATED_MARK}")
 
     def write(self, name: str, table: pa.Table, run_id: str, part: str) -> list[str]:
         """Append `table` as one file per UTC day it touches; returns the paths written."""
