@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
 from datetime import date
 from pathlib import Path
 
@@ -40,13 +39,33 @@ def run_cli(
     )
 
 
-def test_collect_without_a_key_runs_on_the_simulator_and_prints_no_error(tmp_path: Path) -> None:
-    done = run_cli(["collect", "--simulator-numbers", "25"], tmp_path)
+@pytest.mark.parametrize("command", ["collect", "audit"])
+def test_without_a_key_nothing_is_polled_not_even_the_simulator(
+    tmp_path: Path, command: str
+) -> None:
+    with running_simulator(SimulatorConfig(numbers=5)) as simulator:
+        done = run_cli([command, "--base-url", simulator.base_url()], tmp_path, timeout=120)
+        stats = simulator.stats()["counts"]
+    assert done.returncode == 1
+    assert "no Kapso API key: set KAPSO_API_KEY" in done.stderr
+    assert stats.get("list_requests", 0) + stats.get("health_requests", 0) == 0
+    assert not (tmp_path / "data").exists()
+
+
+def test_collect_against_the_simulator_writes_where_kapso_health_storage_says(
+    tmp_path: Path,
+) -> None:
+    with running_simulator(SimulatorConfig(numbers=25)) as simulator:
+        done = run_cli(
+            ["collect", "--base-url", simulator.base_url()],
+            tmp_path,
+            env={"KAPSO_API_KEY": "k", "KAPSO_HEALTH_STORAGE": str(tmp_path / "history")},
+        )
     output = done.stdout + done.stderr
     assert done.returncode == 0, output
-    assert "built-in Kapso simulator" in done.stderr
     assert "ERROR" not in output and "Traceback" not in output
-    polls = ParquetStore(str(tmp_path / "data")).read("polls")
+    assert not (tmp_path / "data").exists()
+    polls = ParquetStore(str(tmp_path / "history")).read("polls")
     assert sorted(polls["config_id"]) == listed_ids(25)
     assert set(polls["outcome"]) == {"ok"}
     assert f"{len(polls)} numbers in" in done.stdout
@@ -59,9 +78,11 @@ def test_demo_builds_days_of_history_and_ends_with_the_report_page(tmp_path: Pat
     output = done.stdout + done.stderr
     assert done.returncode == 0, output
     assert "ERROR" not in output and "Traceback" not in output
+    assert "SIMULATED" in done.stderr
     page = Path(done.stdout.strip().splitlines()[-1].split(": ", 1)[1])
-    assert page.is_file() and page.parent == tmp_path / "data" / "reports" / "html"
-    store = ParquetStore(str(tmp_path / "data"))
+    assert page.is_file() and page.parent == tmp_path / "demo-data" / "reports" / "html"
+    assert not (tmp_path / "data").exists()  # never mixed into a real history
+    store = ParquetStore(str(tmp_path / "demo-data"))
     polls = store.read("polls")
     days = sorted(polls["polled_at"].dt.date.unique())
     assert len(days) == 2 and (days[1] - days[0]).days == 1
@@ -76,12 +97,18 @@ def test_demo_builds_days_of_history_and_ends_with_the_report_page(tmp_path: Pat
     assert set(availability["config_id"]) == set(listed_ids(6))
     text = page.read_text()
     assert all(day.isoformat() in text for day in days)
+    title = text.split("<title>", 1)[1].split("</title>", 1)[0]
+    assert "SIMULATED" in title
 
 
 def test_audit_prints_a_table_of_every_listed_number(tmp_path: Path) -> None:
-    done = run_cli(
-        ["audit", "--simulator-numbers", "12"], tmp_path, env={"COLUMNS": "250"}, timeout=120
-    )
+    with running_simulator(SimulatorConfig(numbers=12)) as simulator:
+        done = run_cli(
+            ["audit", "--base-url", simulator.base_url()],
+            tmp_path,
+            env={"COLUMNS": "250", "KAPSO_API_KEY": "k"},
+            timeout=120,
+        )
     assert done.returncode == 0, done.stdout + done.stderr
     assert f"Kapso health audit: {len(listed_ids(12))} numbers" in done.stdout
     rows = [line for line in done.stdout.splitlines() if line.startswith("│")]
@@ -91,18 +118,19 @@ def test_audit_prints_a_table_of_every_listed_number(tmp_path: Path) -> None:
 def test_wrong_key_fails_fast_with_a_clear_message_and_no_key(tmp_path: Path) -> None:
     key = "sk-wrong-key-7d1e0b"
     with running_simulator(SimulatorConfig(numbers=100, api_key="right")) as simulator:
-        started = time.monotonic()
         done = run_cli(
             ["audit", "--base-url", simulator.base_url()],
             tmp_path,
             env={"KAPSO_API_KEY": key},
             timeout=60,
         )
-        elapsed = time.monotonic() - started
+        stats = simulator.stats()["counts"]
     assert done.returncode == 3
     assert "Kapso refused the API key (HTTP 401" in done.stderr
     assert key not in done.stdout + done.stderr
-    assert elapsed < 5
+    assert (
+        stats.get("list_requests", 0) + stats.get("health_requests", 0) == 1
+    )  # the first refusal ends it: no retries, no health requests
 
 
 def test_malformed_ids_file_entries_are_a_clear_error(tmp_path: Path) -> None:
