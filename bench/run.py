@@ -505,6 +505,7 @@ def bench_report() -> list[Row]:
 
 def bench_compaction() -> list[Row]:
     from kapso_health.simulator.history import write_day
+    from kapso_health.tasks.compaction import compact
     from kapso_health.tasks.storage import ParquetStore
 
     day = date(2026, 1, 1)
@@ -514,7 +515,7 @@ def bench_compaction() -> list[Row]:
         files = len(store.files("polls", day, day))
         appended = _best_of(5, lambda: store.read("polls", day, day))
         started = time.perf_counter()
-        merged = sum(store.compact(name, day) for name in ("polls", "checks", "entities"))
+        merged = sum(compact(store, name, day) for name in ("polls", "checks", "entities"))
         compaction = time.perf_counter() - started
         compacted = _best_of(5, lambda: store.read("polls", day, day))
     return [

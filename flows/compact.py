@@ -9,6 +9,7 @@ from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_table_artifact
 from prefect.cache_policies import NO_CACHE
 
+from kapso_health.tasks.compaction import compact
 from kapso_health.tasks.schemas import TABLES
 from kapso_health.tasks.settings import DEFAULT_STORAGE, configured
 from kapso_health.tasks.storage import ParquetStore
@@ -17,7 +18,7 @@ from kapso_health.tasks.storage import ParquetStore
 @task(name="compact-day", cache_policy=NO_CACHE, task_run_name="compact-{name}-{day}")
 def compact_day(store: ParquetStore, name: str, day: date) -> int:
     """Files merged (0: nothing to do, or another compaction got there first)."""
-    return store.compact(name, day)
+    return compact(store, name, day)
 
 
 @flow(name="compact-history")

@@ -11,7 +11,7 @@ from typing import Annotated, Any
 from prefect import flow, get_run_logger
 from pydantic import Field
 
-from kapso_health.flows.collect import (
+from kapso_health.flows.steps import (
     Progress,
     poll_and_store,
     resolve_numbers,

@@ -8,8 +8,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from kapso_health.reports.timeline import DAY, DEFAULT_POLICY, Policy, reported_numbers, runs
-from kapso_health.tasks.schemas import TIMESTAMP
-from kapso_health.tasks.storage import to_pandas
+from kapso_health.tasks.schemas import TIMESTAMP, to_pandas
 from kapso_health.tasks.vocabulary import (
     BLOCKED,
     DEGRADED,

@@ -20,6 +20,7 @@ from concurrent.futures import ProcessPoolExecutor
 from datetime import UTC, date, datetime, timedelta
 
 from kapso_health.simulator.fleet import Fleet
+from kapso_health.tasks import compaction
 from kapso_health.tasks.flatten import flatten_numbers, flatten_polls
 from kapso_health.tasks.poll import PollResult
 from kapso_health.tasks.storage import ParquetStore
@@ -73,7 +74,7 @@ def write_day(root: str, numbers: int, day: date, compact: bool = True, seed: in
         written += len(results)
     if compact:
         for name in TABLES:
-            store.compact(name, day)
+            compaction.compact(store, name, day)
     return written
 
 

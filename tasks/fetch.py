@@ -1,4 +1,5 @@
-"""Which numbers to poll, and polling them: plain async functions plus their Prefect tasks."""
+"""Which numbers to poll, and polling them (plain async functions; their Prefect tasks are in
+`flows/steps.py`)."""
 
 from __future__ import annotations
 
@@ -9,8 +10,6 @@ from datetime import datetime
 from typing import Any
 
 import pyarrow as pa
-from prefect import task
-from prefect.cache_policies import NO_CACHE
 
 from kapso_health.tasks.client import KapsoClient
 from kapso_health.tasks.flatten import flatten_numbers
@@ -74,21 +73,3 @@ async def numbers_table(client: KapsoClient, run_id: str) -> pa.Table:
     """Every number of the project from the list endpoint, as the `numbers` dimension table."""
     items = await client.list_numbers()
     return flatten_numbers(items, client.settings.flavour, run_id, client.clock())
-
-
-@task(name="discover-numbers", cache_policy=NO_CACHE, retries=0)
-async def discover_numbers(client: KapsoClient, run_id: str) -> pa.Table:
-    """The project's numbers (retries happen per page inside the client)."""
-    return await numbers_table(client, run_id)
-
-
-@task(name="fetch-chunk", cache_policy=NO_CACHE, retries=0, task_run_name="fetch-{part}")
-async def fetch_chunk(
-    client: KapsoClient,
-    ids: Sequence[str],
-    part: str,
-    skip_until: Mapping[str, datetime],
-    on_result: Callable[[PollResult], None] | None = None,
-) -> list[PollResult]:
-    """Poll one chunk. Retries are per request inside the client; a 401 must not be retried."""
-    return await poll_numbers(client, ids, skip_until, on_result)

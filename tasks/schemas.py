@@ -1,7 +1,9 @@
-"""The explicit Arrow schema of every stored table; readers and writers both conform to these."""
+"""The explicit Arrow schema of every stored table (readers and writers both conform to these),
+and the one way a table becomes pandas."""
 
 from __future__ import annotations
 
+import pandas as pd
 import pyarrow as pa
 
 TIMESTAMP = pa.timestamp("us", tz="UTC")
@@ -123,3 +125,23 @@ TABLES: dict[str, pa.Schema] = {
     "raw": RAW,
     "numbers": NUMBERS,
 }
+
+_PANDAS_TYPES = {
+    pa.string(): pd.StringDtype(),
+    pa.bool_(): pd.BooleanDtype(),
+    pa.int16(): pd.Int16Dtype(),
+    pa.int64(): pd.Int64Dtype(),
+    pa.float64(): pd.Float64Dtype(),
+}
+
+
+def to_pandas(table: pa.Table) -> pd.DataFrame:
+    """Arrow → pandas with nullable dtypes (strings, booleans, integers keep their nulls);
+    dictionary-encoded columns (see `read_arrow(dictionary=True)`) come back as their values."""
+    decoded = pa.schema(
+        [
+            field.with_type(field.type.value_type) if pa.types.is_dictionary(field.type) else field
+            for field in table.schema
+        ]
+    )
+    return table.cast(decoded).to_pandas(types_mapper=_PANDAS_TYPES.get)

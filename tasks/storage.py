@@ -7,15 +7,12 @@ writing the same run and part again replaces the file. Nothing else knows this l
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import json
 import os
 import re
-import time
 import uuid
-from collections.abc import Iterable, Mapping
-from datetime import date, datetime, timedelta
+from collections.abc import Iterable
+from datetime import date, datetime
 
 import fsspec
 import pandas as pd
@@ -24,10 +21,8 @@ import pyarrow.compute as pc
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 from fsspec.implementations.local import LocalFileSystem
-from prefect import task
-from prefect.cache_policies import NO_CACHE
 
-from kapso_health.tasks.schemas import TABLES
+from kapso_health.tasks.schemas import TABLES, to_pandas
 
 DATE_COLUMN = {
     "polls": "polled_at",
@@ -43,14 +38,6 @@ COMPACTED = re.compile(r"^compacted-(\d{6})\.parquet$")
 REPLACES_KEY = b"kapso_health.replaces"
 SIMULATED_MARK = "_SIMULATED"  # at the root: the history came from the simulator (the demo)
 READ_ATTEMPTS = 3
-ABANDONED_SECONDS = 3600
-_PANDAS_TYPES = {
-    pa.string(): pd.StringDtype(),
-    pa.bool_(): pd.BooleanDtype(),
-    pa.int16(): pd.Int16Dtype(),
-    pa.int64(): pd.Int64Dtype(),
-    pa.float64(): pd.Float64Dtype(),
-}
 
 
 class StorageError(RuntimeError):
@@ -97,11 +84,11 @@ class ParquetStore:
         for day in pc.unique(days).to_pylist():
             rows = table.filter(pc.equal(days, day))
             written.append(
-                self._write_file(f"{self.root}/{name}/date={day}", f"{run_id}-{part}.parquet", rows)
+                self.write_file(f"{self.root}/{name}/date={day}", f"{run_id}-{part}.parquet", rows)
             )
         return written
 
-    def _write_file(
+    def write_file(
         self, directory: str, filename: str, table: pa.Table, exclusive: bool = False
     ) -> str | None:
         """Write under a hidden name, then rename into place. `exclusive`: on a local disk,
@@ -126,7 +113,7 @@ class ParquetStore:
 
     def replace_day(self, name: str, table: pa.Table, day: date) -> str:
         """Write `table` as the one file of `name` for `day`, replacing any earlier build."""
-        return self._write_file(
+        return self.write_file(
             f"{self.root}/{name}/date={day.isoformat()}", "part-0.parquet", table
         )
 
@@ -167,24 +154,24 @@ class ParquetStore:
         paths = []
         for day in self.days(name):
             if (start is None or day >= start) and (end is None or day <= end):
-                paths.extend(self._live_files(self._partition(name, day)))
+                paths.extend(self._live_files(self.partition(name, day)))
         return sorted(paths)
 
-    def _partition(self, name: str, day: date) -> str:
+    def partition(self, name: str, day: date) -> str:
         return f"{self.root}/{name}/date={day.isoformat()}"
 
     def _live_files(self, directory: str) -> list[str]:
         """A partition's newest compacted file and every data file it does not replace."""
-        return self._partition_state(directory)[0]
+        return self.partition_state(directory)[0]
 
-    def _partition_state(self, directory: str) -> tuple[list[str], set[str], int]:
+    def partition_state(self, directory: str) -> tuple[list[str], set[str], int]:
         """(live files, the names the newest compacted file replaces, its generation or 0)."""
         entries = [
             path
             for path in self.fs.ls(directory, detail=False)
-            if path.endswith(".parquet") and not _name(path).startswith(".")
+            if path.endswith(".parquet") and not file_name(path).startswith(".")
         ]
-        compacted = sorted(path for path in entries if COMPACTED.match(_name(path)))
+        compacted = sorted(path for path in entries if COMPACTED.match(file_name(path)))
         if not compacted:
             return entries, set(), 0
         newest = compacted[-1]
@@ -192,45 +179,13 @@ class ParquetStore:
         live = [newest] + [
             path
             for path in entries
-            if not COMPACTED.match(_name(path)) and _name(path) not in replaced
+            if not COMPACTED.match(file_name(path)) and file_name(path) not in replaced
         ]
-        return live, replaced, int(COMPACTED.match(_name(newest)).group(1))
+        return live, replaced, int(COMPACTED.match(file_name(newest)).group(1))
 
     def _replaced_by(self, compacted: str) -> set[str]:
         metadata = pq.read_metadata(compacted, filesystem=self.fs).metadata or {}
         return set(json.loads(metadata.get(REPLACES_KEY, b"[]")))
-
-    def compact(self, name: str, day: date) -> int:
-        """Merge one day's files of `name` into one file; returns how many files it replaced.
-
-        The merged file names every file it replaces (cumulatively, across compactions);
-        readers read it instead of them from the moment it appears, so a reader sees each
-        row once and a crash at any point loses or doubles nothing. The replaced files are
-        deleted afterwards. Generations are published exclusively on local disks, so two
-        compactions of one day cannot both win; elsewhere run one compaction at a time.
-        """
-        directory = self._partition(name, day)
-        if not self.fs.exists(directory):
-            return 0
-        live, replaced, generation = self._partition_state(directory)
-        if len(live) <= 1:
-            return 0
-        replaces = replaced | {_name(path) for path in live}
-        table = self._read_files(live, TABLES.get(name))
-        order = [c for c in ("config_id", DATE_COLUMN.get(name, "")) if c in table.column_names]
-        if order:
-            table = table.sort_by([(column, "ascending") for column in order])
-        table = table.replace_schema_metadata(
-            {**(table.schema.metadata or {}), REPLACES_KEY: json.dumps(sorted(replaces))}
-        )
-        filename = f"compacted-{generation + 1:06d}.parquet"
-        if self._write_file(directory, filename, table, exclusive=True) is None:
-            return 0  # another compaction published this generation first
-        for path in self.fs.ls(directory, detail=False):
-            if _name(path) in replaces or _abandoned_compaction(self.fs, path):
-                with contextlib.suppress(FileNotFoundError):
-                    self.fs.rm(path)
-        return len(live)
 
     def read_arrow(
         self,
@@ -258,13 +213,13 @@ class ParquetStore:
                 empty = (_dictionary_schema(schema) if dictionary else schema).empty_table()
                 return empty.select(columns or schema.names)
             try:
-                return self._read_files(files, schema, columns, dictionary)
+                return self.read_files(files, schema, columns, dictionary)
             except FileNotFoundError:
                 if attempt == READ_ATTEMPTS - 1:
                     raise
         raise AssertionError("unreachable")
 
-    def _read_files(
+    def read_files(
         self,
         files: list[str],
         schema: pa.Schema | None,
@@ -293,56 +248,6 @@ class ParquetStore:
         table = self.read_arrow(name, _day(start), _day(end), columns, schema)
         return to_pandas(table)
 
-    def last_observations(
-        self,
-        now: datetime,
-        days: int = 2,
-        exclude_run: str | None = None,
-        columns: Iterable[str] = (),
-    ) -> pa.Table:
-        """Per number, the newest `ok` poll of the last `days` days: config_id, checked_at,
-        retry_after and the `polls` columns asked for.
-
-        `exclude_run` leaves out a run being replaced, whose rows are about to go.
-        """
-        wanted = ["config_id", "checked_at", "retry_after", *columns]
-        polls = self.read_arrow(
-            "polls",
-            (now - timedelta(days=days)).date(),
-            now.date(),
-            list(dict.fromkeys(["run_id", "polled_at", "outcome", *wanted])),
-        )
-        keep = pc.equal(polls.column("outcome"), "ok")
-        if exclude_run is not None:
-            keep = pc.and_(keep, pc.not_equal(polls.column("run_id"), exclude_run))
-        polls = polls.filter(keep)
-        newest = polls.group_by("config_id").aggregate([("polled_at", "max")])
-        return polls.join(
-            newest, ["config_id", "polled_at"], ["config_id", "polled_at_max"], join_type="inner"
-        ).select(wanted)
-
-
-@task(
-    name="append-tables",
-    cache_policy=NO_CACHE,
-    retries=2,
-    retry_delay_seconds=1,
-    task_run_name="append-{part}",
-)
-async def append_tables(
-    store: ParquetStore, tables: Mapping[str, pa.Table], run_id: str, part: str
-) -> list[str]:
-    """Write one chunk's tables in a worker thread, so polling goes on meanwhile."""
-
-    def write_all() -> list[str]:
-        return [
-            path
-            for name, table in tables.items()
-            for path in store.write(name, table, run_id, part)
-        ]
-
-    return await asyncio.to_thread(write_all)
-
 
 def write_text(url: str, text: str) -> str:
     """Write a text file (a report page) at a local path or fsspec URL, atomically."""
@@ -362,18 +267,10 @@ def write_text(url: str, text: str) -> str:
 def _run_of(path: str) -> str:
     """The run id in a data file's name (`<run>-<part>.parquet`, parts have no '-'), or in
     its temporary file's (`.<run>-<part>.parquet.<hex>.tmp`)."""
-    name = _name(path)
+    name = file_name(path)
     if name.startswith(".") and name.endswith(".tmp"):
         name = name[1:].rsplit(".", 2)[0]
     return name.removesuffix(".parquet").rsplit("-", 1)[0]
-
-
-def _abandoned_compaction(fs: fsspec.AbstractFileSystem, path: str) -> bool:
-    """A compaction's hidden temporary file, untouched for an hour: its writer died."""
-    if not (_name(path).startswith(".compacted-") and path.endswith(".tmp")):
-        return False
-    modified = fs.info(path).get("mtime")  # local disks; elsewhere they stay (and stay hidden)
-    return modified is not None and time.time() - float(modified) > ABANDONED_SECONDS
 
 
 def _dictionary_schema(schema: pa.Schema) -> pa.Schema:
@@ -384,19 +281,7 @@ def _dictionary_schema(schema: pa.Schema) -> pa.Schema:
     )
 
 
-def to_pandas(table: pa.Table) -> pd.DataFrame:
-    """Arrow → pandas with nullable dtypes (strings, booleans, integers keep their nulls);
-    dictionary-encoded columns (see `read_arrow(dictionary=True)`) come back as their values."""
-    decoded = pa.schema(
-        [
-            field.with_type(field.type.value_type) if pa.types.is_dictionary(field.type) else field
-            for field in table.schema
-        ]
-    )
-    return table.cast(decoded).to_pandas(types_mapper=_PANDAS_TYPES.get)
-
-
-def _name(path: str) -> str:
+def file_name(path: str) -> str:
     return path.rsplit("/", 1)[-1]
 
 

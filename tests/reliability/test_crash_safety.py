@@ -22,6 +22,7 @@ from kapso_health.simulator.fleet import Fleet
 from kapso_health.simulator.history import write_day
 from kapso_health.simulator.process import running_simulator
 from kapso_health.simulator.server import SimulatorConfig
+from kapso_health.tasks.compaction import compact
 from kapso_health.tasks.schemas import TABLES
 from kapso_health.tasks.storage import ParquetStore
 from tests.reliability.children import child_env
@@ -153,7 +154,7 @@ def test_compaction_killed_at_random_moments_then_rerun(tmp_path: Path, figures)
         assert snapshot(store) == expected, f"trial {trial}: after the kill"
         for name in TABLES:
             for day in days:
-                store.compact(name, day)
+                compact(store, name, day)
         assert snapshot(store) == expected, f"trial {trial}: after the re-run"
         assert all(len(store.files("polls", day, day)) == 1 for day in days)
     assert results["killed"] >= TRIALS // 2

@@ -8,10 +8,10 @@ import shutil
 import subprocess
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from kapso_health.reports.html import render_report
-from tests.reports.test_html import tables
 
 FLAGS = [
     "--headless",
@@ -37,9 +37,11 @@ def chromium() -> str:
     return found
 
 
-def test_page_renders_with_every_chart_and_no_console_error(chromium: str, tmp_path: Path) -> None:
+def test_page_renders_with_every_chart_and_no_console_error(
+    chromium: str, tmp_path: Path, tables: dict[str, pd.DataFrame]
+) -> None:
     page = tmp_path / "report.html"
-    page.write_text(render_report("Report", tables()))
+    page.write_text(render_report("Report", tables))
     done = subprocess.run(
         [chromium, *FLAGS, f"--user-data-dir={tmp_path / 'profile'}", "--dump-dom", page.as_uri()],
         capture_output=True,

@@ -10,6 +10,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from kapso_health.tasks.compaction import compact
 from kapso_health.tasks.storage import ParquetStore
 from tests.tasks.test_storage import polls_for
 
@@ -32,24 +33,24 @@ def test_compaction_leaves_one_file_and_the_same_rows(tmp_path: Path) -> None:
     store = ParquetStore(str(tmp_path))
     fill_day(store, 12)
     before = rows(store)
-    assert store.compact("polls", DAY) == 12
+    assert compact(store, "polls", DAY) == 12
     assert [Path(p).name for p in store.files("polls", DAY, DAY)] == ["compacted-000001.parquet"]
     assert list((tmp_path / "polls" / f"date={DAY}").iterdir()) == [
         tmp_path / "polls" / f"date={DAY}" / "compacted-000001.parquet"
     ]
     assert rows(store) == before and len(before) == 36
-    assert store.compact("polls", DAY) == 0  # nothing left to merge
+    assert compact(store, "polls", DAY) == 0  # nothing left to merge
 
 
 def test_files_appended_after_a_compaction_are_read_and_merged_next_time(tmp_path: Path) -> None:
     store = ParquetStore(str(tmp_path))
     fill_day(store, 4)
-    store.compact("polls", DAY)
+    compact(store, "polls", DAY)
     fill_day(store, 3, first=4)
     assert len(store.files("polls", DAY, DAY)) == 4
     before = rows(store)
     assert len(before) == 21
-    assert store.compact("polls", DAY) == 4
+    assert compact(store, "polls", DAY) == 4
     assert [Path(p).name for p in store.files("polls", DAY, DAY)] == ["compacted-000002.parquet"]
     assert rows(store) == before
 
@@ -60,7 +61,7 @@ def test_a_crash_while_deleting_sources_loses_and_doubles_nothing(
 ) -> None:
     store = ParquetStore(str(tmp_path))
     fill_day(store, 8)
-    store.compact("polls", DAY)  # generation 1 replaces run-000..007
+    compact(store, "polls", DAY)  # generation 1 replaces run-000..007
     fill_day(store, 2, first=8)
     before = rows(store)
     real_rm = store.fs.rm
@@ -74,13 +75,13 @@ def test_a_crash_while_deleting_sources_loses_and_doubles_nothing(
 
     monkeypatch.setattr(store.fs, "rm", crashing_rm)
     with pytest.raises(KeyboardInterrupt):
-        store.compact("polls", DAY)
+        compact(store, "polls", DAY)
     assert rows(store) == before  # generation 2 is live, leftovers are ignored
     monkeypatch.setattr(store.fs, "rm", real_rm)
     fill_day(store, 1, first=10)
     expected = rows(store)
     assert len(expected) == len(before) + 3
-    store.compact("polls", DAY)
+    compact(store, "polls", DAY)
     assert rows(store) == expected
     assert len(list((tmp_path / "polls" / f"date={DAY}").iterdir())) == 1
 
@@ -92,7 +93,7 @@ def test_a_crash_before_publishing_leaves_the_sources_live(tmp_path: Path) -> No
     day = tmp_path / "polls" / f"date={DAY}"
     (day / ".compacted-000001.parquet.dead.tmp").write_bytes(b"PAR1 half")
     assert rows(store) == before
-    store.compact("polls", DAY)
+    compact(store, "polls", DAY)
     assert rows(store) == before
 
 
@@ -103,8 +104,8 @@ def test_a_generation_already_published_by_another_compaction_is_not_overwritten
     fill_day(store, 3)
     directory = str(tmp_path / "polls" / f"date={DAY}")
     table = store.read_arrow("polls", DAY, DAY)
-    assert store._write_file(directory, "compacted-000001.parquet", table, exclusive=True)
-    assert store._write_file(directory, "compacted-000001.parquet", table, exclusive=True) is None
+    assert store.write_file(directory, "compacted-000001.parquet", table, exclusive=True)
+    assert store.write_file(directory, "compacted-000001.parquet", table, exclusive=True) is None
 
 
 def test_a_reader_whose_listing_went_stale_reads_again(
@@ -120,7 +121,7 @@ def test_a_reader_whose_listing_went_stale_reads_again(
     def files_then_compact(*args: object) -> list[str]:
         listings.append(args)
         if len(listings) == 1:
-            store.compact("polls", DAY)  # removes every file of the listing below
+            compact(store, "polls", DAY)  # removes every file of the listing below
             return stale
         return real_files(*args)
 
@@ -133,7 +134,7 @@ def test_compacted_day_reads_like_the_appended_one_column_for_column(tmp_path: P
     store = ParquetStore(str(tmp_path))
     fill_day(store, 6)
     before = store.read("polls", DAY, DAY).sort_values(["run_id", "config_id"], ignore_index=True)
-    store.compact("polls", DAY)
+    compact(store, "polls", DAY)
     after = store.read("polls", DAY, DAY).sort_values(["run_id", "config_id"], ignore_index=True)
     pd.testing.assert_frame_equal(before, after)
 
@@ -141,7 +142,7 @@ def test_compacted_day_reads_like_the_appended_one_column_for_column(tmp_path: P
 def test_plain_parquet_readers_see_the_compacted_rows_too(tmp_path: Path) -> None:
     store = ParquetStore(str(tmp_path))
     fill_day(store, 5)
-    store.compact("polls", DAY)
+    compact(store, "polls", DAY)
     frame = pd.read_parquet(tmp_path / "polls")  # pyarrow skips `_`- and `.`-prefixed files
     assert sorted(zip(frame["run_id"], frame["config_id"], strict=True)) == rows(store)
 
@@ -163,5 +164,5 @@ def test_a_dead_compactions_temporary_file_is_cleared_once_an_hour_old(tmp_path:
     for leftover in (old, fresh):
         leftover.write_bytes(b"PAR1 half")
     os.utime(old, (time.time() - 7200, time.time() - 7200))
-    store.compact("polls", DAY)
+    compact(store, "polls", DAY)
     assert not old.exists() and fresh.exists()

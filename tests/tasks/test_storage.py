@@ -10,6 +10,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from kapso_health.tasks.flatten import flatten_polls
+from kapso_health.tasks.last_observations import last_observations
 from kapso_health.tasks.poll import PollResult
 from kapso_health.tasks.schemas import POLLS
 from kapso_health.tasks.storage import ParquetStore, StorageError
@@ -138,7 +139,7 @@ def test_last_observations_take_each_numbers_newest_ok_poll(tmp_path: Path) -> N
     store.write("polls", newer, "run-2", "c0")
     last = {
         row["config_id"]: row
-        for row in store.last_observations(NOON + timedelta(minutes=20)).to_pylist()
+        for row in last_observations(store, NOON + timedelta(minutes=20)).to_pylist()
     }
     assert last["n0"]["checked_at"] == datetime(2025, 3, 1, 12, 14, tzinfo=UTC)
     assert last["n0"]["retry_after"] == datetime(2025, 3, 1, 12, 19, tzinfo=UTC)
