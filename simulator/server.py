@@ -79,6 +79,33 @@ class SlidingWindow:
         return 0 if self.limit is None else max(0, self.limit - len(self.events))
 
 
+class HealthLimiter:
+    """Kapso's health limiter of one project: a per-second and a per-minute window."""
+
+    def __init__(self, per_second: float | None, per_minute: float | None) -> None:
+        self.windows = {
+            "Second": SlidingWindow(per_second, 1.0),
+            "Minute": SlidingWindow(per_minute, 60.0),
+        }
+
+    def wait(self, now: float) -> float:
+        """0 when a health request may go now, else the seconds until one may."""
+        return max(window.wait(now) for window in self.windows.values())
+
+    def take(self, now: float) -> None:
+        for window in self.windows.values():
+            if window.limit is not None:
+                window.events.append(now)
+
+    def headers(self) -> dict[str, str]:
+        headers = {}
+        for label, window in self.windows.items():
+            if window.limit is not None:
+                headers[f"X-Health-RateLimit-{label}-Limit"] = str(window.limit)
+                headers[f"X-Health-RateLimit-{label}-Remaining"] = str(window.remaining())
+        return headers
+
+
 class Simulator:
     """The request handlers and their shared state (limiter windows, clock, counters)."""
 
@@ -86,8 +113,7 @@ class Simulator:
         self.config = config
         self.fleet = Fleet(config.numbers, config.seed)
         self.rng = random.Random(config.seed)
-        self.second = SlidingWindow(config.rate_per_second, 1.0)
-        self.minute = SlidingWindow(config.rate_per_minute, 60.0)
+        self.limiter = HealthLimiter(config.rate_per_second, config.rate_per_minute)
         self.general: dict[int, int] = {}
         self.clock_offset = 0.0
         self.burst_until = 0.0
@@ -149,7 +175,7 @@ class Simulator:
         limited = self._rate_limit()
         if limited is not None:
             return limited
-        headers = self._limit_headers()
+        headers = self.limiter.headers()
         low, high = self.config.latency_ms
         await asyncio.sleep(self.rng.uniform(low, high) / 1000)
         if self._roll(faults.reset, "reset"):
@@ -208,9 +234,9 @@ class Simulator:
             self.burst_until = max(self.burst_until, now + self.config.faults.burst_seconds)
             wait = self.burst_until - now
         else:
-            wait = max(self.second.wait(now), self.minute.wait(now))
+            wait = self.limiter.wait(now)
         if wait > 0:
-            headers = {**self._limit_headers(), "Retry-After": str(max(1, math.ceil(wait)))}
+            headers = {**self.limiter.headers(), "Retry-After": str(max(1, math.ceil(wait)))}
             return self._json(
                 429,
                 {
@@ -219,18 +245,8 @@ class Simulator:
                 },
                 headers,
             )
-        for window in (self.second, self.minute):
-            if window.limit is not None:
-                window.events.append(now)
+        self.limiter.take(now)
         return None
-
-    def _limit_headers(self) -> dict[str, str]:
-        headers = {}
-        for label, window in (("Second", self.second), ("Minute", self.minute)):
-            if window.limit is not None:
-                headers[f"X-Health-RateLimit-{label}-Limit"] = str(window.limit)
-                headers[f"X-Health-RateLimit-{label}-Remaining"] = str(window.remaining())
-        return headers
 
     def _roll(self, probability: float, fault: str) -> bool:
         if probability > 0 and self.rng.random() < probability:
