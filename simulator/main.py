@@ -10,7 +10,7 @@ import sys
 
 from aiohttp import web
 
-from kapso_health.simulator.server import FAULT_KINDS, Faults, Simulator, SimulatorConfig
+from kapso_health.simulator.server import FAULT_KINDS, Faults, Project, Simulator, SimulatorConfig
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -20,6 +20,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--api-key", default=None, help="accept only this key (default: any)")
     parser.add_argument("--rate-per-second", type=float, default=5.0, help="0 turns it off")
     parser.add_argument("--rate-per-minute", type=float, default=60.0, help="0 turns it off")
+    parser.add_argument(
+        "--project",
+        action="append",
+        type=_project,
+        default=[],
+        dest="projects",
+        metavar="NAME:KEY[,KEY...]:NUMBERS",
+        help="serve this Kapso project (repeatable): its keys (a request's X-API-Key picks its "
+        "project, any other key gets 401), a fleet of NUMBERS numbers of its own (seeds --seed, "
+        "--seed+1, ... in order, so ids differ) and its own health limits (--rate-per-second, "
+        "--rate-per-minute, each project counted apart). Replaces --numbers and --api-key",
+    )
     parser.add_argument(
         "--latency-ms", type=float, nargs=2, default=(20.0, 80.0), metavar=("MIN", "MAX")
     )
@@ -40,16 +52,39 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config-json", default=None, help=argparse.SUPPRESS)
 
 
+def _project(text: str) -> tuple[str, tuple[str, ...], int]:
+    name, sep, rest = text.partition(":")
+    keys, sep2, numbers = rest.rpartition(":")
+    if not (name and sep and sep2 and keys and numbers.isdigit()):
+        raise argparse.ArgumentTypeError(f"expected NAME:KEY[,KEY...]:NUMBERS, got {text!r}")
+    return name, tuple(keys.split(",")), int(numbers)
+
+
 def config_from_args(args: argparse.Namespace) -> SimulatorConfig:
     if args.config_json:
         raw = json.loads(args.config_json)
         raw["faults"] = Faults(**raw.get("faults", {}))
         raw["latency_ms"] = tuple(raw.get("latency_ms", (20.0, 80.0)))
+        raw["projects"] = [
+            Project(**{**project, "keys": tuple(project["keys"])})
+            for project in raw.get("projects", [])
+        ]
         return SimulatorConfig(**raw)
     faults = Faults(
         **{name: getattr(args, f"fault_{name}") for name in FAULT_KINDS},
         hang_seconds=args.hang_seconds,
     )
+    projects = [
+        Project(
+            name,
+            keys,
+            numbers,
+            args.seed + index,
+            args.rate_per_second or None,
+            args.rate_per_minute or None,
+        )
+        for index, (name, keys, numbers) in enumerate(args.projects)
+    ]
     return SimulatorConfig(
         numbers=args.numbers,
         seed=args.seed,
@@ -58,6 +93,7 @@ def config_from_args(args: argparse.Namespace) -> SimulatorConfig:
         rate_per_minute=args.rate_per_minute or None,
         latency_ms=tuple(args.latency_ms),
         faults=faults,
+        projects=projects,
     )
 
 
@@ -80,7 +116,13 @@ async def serve(config: SimulatorConfig, port: int) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    asyncio.run(serve(config_from_args(args), args.port))
+    config = config_from_args(args)
+    try:
+        config.all_projects()
+    except ValueError as exc:
+        print(f"kapso simulator: {exc}", file=sys.stderr)
+        return 2
+    asyncio.run(serve(config, args.port))
     return 0
 
 
