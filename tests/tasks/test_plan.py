@@ -143,10 +143,13 @@ def test_most_overdue_first_and_ties_in_the_order_given() -> None:
 
 
 def test_trouble_is_due_sooner() -> None:
-    last = {"healthy": seen(30), "trouble": seen(10, trouble=True)}
+    last = {"healthy": seen(30), "trouble": seen(10, trouble=True), "x": seen(4)}
     # healthy is due in 5 min, trouble 4 min ago
-    assert plan(["healthy", "trouble", "x"], {**last, "x": seen(4)}, 1) == ["trouble"]
-    assert TROUBLE_INTERVAL >= CACHE
+    assert plan(["healthy", "trouble", "x"], last, 1, trouble_interval=6 * MIN) == ["trouble"]
+    # with the default target: healthy due in 5 min, trouble 1 min ago
+    last["trouble"] = seen(TROUBLE_INTERVAL / MIN + 1, trouble=True)
+    assert plan(["healthy", "trouble", "x"], last, 2) == ["trouble", "healthy"]
+    assert CACHE <= TROUBLE_INTERVAL < CADENCE
 
 
 def test_the_cache_floor_leaves_out_recent_polls_even_with_budget_left() -> None:
