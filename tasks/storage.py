@@ -245,7 +245,7 @@ class ParquetStore:
         schema: pa.Schema | None = None,
     ) -> pd.DataFrame:
         """Rows of `name` for UTC days in [start, end] as pandas, reading only those days."""
-        table = self.read_arrow(name, _day(start), _day(end), columns, schema)
+        table = self.read_arrow(name, as_day(start), as_day(end), columns, schema)
         return to_pandas(table)
 
 
@@ -294,7 +294,8 @@ def check_run_id(run_id: str) -> str:
     return run_id
 
 
-def _day(value: date | str | None) -> date | None:
+def as_day(value: date | str | None) -> date | None:
+    """A day given as a date, a datetime or YYYY-MM-DD text."""
     if value is None or isinstance(value, date):
         return value.date() if isinstance(value, datetime) else value
     return date.fromisoformat(value)

@@ -9,10 +9,10 @@ import nbformat
 import pytest
 from nbclient import NotebookClient
 
+from kapso_health import History
 from kapso_health.flows.report import write_reports
 from kapso_health.reports.timeline import Policy
 from kapso_health.simulator.history import write_day
-from kapso_health.tasks.storage import ParquetStore
 
 NOTEBOOK = Path(__file__).resolve().parents[2] / "notebooks" / "explore_history.ipynb"
 FIRST = date(2026, 2, 1)
@@ -34,7 +34,7 @@ def test_notebook_loads_history_and_reports_and_plots_one_number(
     for day in days:
         write_day(root, 12, day, seed=3)
     write_reports(root, days, Policy())
-    polls = ParquetStore(root).read("polls")
+    polls = History(root).read("polls")
     monkeypatch.setenv("KAPSO_HEALTH_STORAGE", root)
     notebook = nbformat.read(NOTEBOOK, as_version=4)
     NotebookClient(

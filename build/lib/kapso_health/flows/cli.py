@@ -1,0 +1,427 @@
+"""`kapso-health`: collect, audit and simulate from the command line."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import date
+from pathlib import Path
+
+from kapso_health.tasks.settings import (
+    API_KEY_ENV,
+    CHUNK_SIZE,
+    DEFAULT_STORAGE,
+    DEMO_STORAGE,
+    GLOBAL_LIMIT_NAME,
+    MAX_ATTEMPTS,
+    MAX_GAP_MINUTES,
+    MAX_IN_FLIGHT,
+    MISSING_KEY,
+    RATE_PER_MINUTE,
+    RATE_PER_SECOND,
+    TIMEOUT_SECONDS,
+    MissingApiKeyError,
+)
+
+# Without internet Prefect's telemetry attempt logs an ERROR; users read ERROR as failure.
+os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+
+SIMULATOR_KEY = "simulator-demo-key"
+EXIT_USAGE, EXIT_AUTH, EXIT_FAILED = 2, 3, 1
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return EXIT_USAGE
+    try:
+        return args.handler(args)
+    except KeyboardInterrupt:
+        return 130
+
+
+def _parser() -> argparse.ArgumentParser:
+    from kapso_health.simulator.main import add_arguments as add_simulator_arguments
+
+    parser = argparse.ArgumentParser(prog="kapso-health", description=__doc__)
+    commands = parser.add_subparsers(dest="command")
+
+    collect = commands.add_parser("collect", help="poll every number once into the Parquet history")
+    _add_connection_arguments(collect)
+    collect.add_argument("--ids-file", type=Path, help="file with one number id per line")
+    _add_storage_argument(collect)
+    collect.add_argument("--chunk-size", type=int, default=CHUNK_SIZE)
+    collect.add_argument("--run-id", default=None, help="re-running a run id replaces its files")
+    collect.add_argument(
+        "--global-limit",
+        metavar="NAME",
+        help="Prefect global rate limit shared with other runs (see `shared-limit`)",
+    )
+    collect.set_defaults(handler=_collect)
+
+    audit = commands.add_parser("audit", help="poll some numbers now and print a table")
+    _add_connection_arguments(audit)
+    audit.add_argument("numbers", nargs="*", metavar="ID", help="default: every listed number")
+    audit.set_defaults(handler=_audit, ids=None, ids_file=None)
+
+    report = commands.add_parser("report", help="build the daily availability and quality reports")
+    report.add_argument("--day", type=date.fromisoformat, help="YYYY-MM-DD (default: yesterday)")
+    report.add_argument("--to", type=date.fromisoformat, help="last day of a range (YYYY-MM-DD)")
+    _add_storage_argument(report)
+    report.add_argument(
+        "--max-gap-minutes",
+        type=int,
+        default=MAX_GAP_MINUTES,
+        help="how long one observation holds at most",
+    )
+    report.add_argument(
+        "--out", metavar="DIR", help="folder of the HTML page (default: <storage>/reports/html)"
+    )
+    report.set_defaults(handler=_report)
+
+    shared = commands.add_parser(
+        "shared-limit",
+        help="create the Prefect global rate limit that runs against one project share",
+    )
+    shared.add_argument("--name", default=GLOBAL_LIMIT_NAME)
+    shared.add_argument("--rate-per-second", type=float, default=RATE_PER_SECOND)
+    shared.add_argument("--rate-per-minute", type=float, default=RATE_PER_MINUTE)
+    shared.set_defaults(handler=_shared_limit)
+
+    compact = commands.add_parser("compact", help="merge each closed day's files into one")
+    _add_storage_argument(compact)
+    compact.add_argument(
+        "--before", type=date.fromisoformat, help="YYYY-MM-DD (default: today, UTC)"
+    )
+    compact.set_defaults(handler=_compact)
+
+    demo = commands.add_parser(
+        "demo", help="build days of history against the simulator in seconds, then the report"
+    )
+    demo.add_argument("--days", type=int, default=2, help="whole UTC days, ending yesterday")
+    demo.add_argument("--every-minutes", type=int, default=15, help="simulated poll interval")
+    demo.add_argument("--numbers", type=int, default=40, help="simulated fleet size")
+    demo.add_argument("--seed", type=int, default=7, help="simulated fleet seed")
+    demo.add_argument(
+        "--storage",
+        default=DEMO_STORAGE,
+        help="root of the simulated history, kept apart from real ones (default: %(default)s)",
+    )
+    demo.set_defaults(handler=_demo)
+
+    simulate = commands.add_parser("simulate", help="run the Kapso simulator in the foreground")
+    add_simulator_arguments(simulate)
+    simulate.set_defaults(handler=_simulate)
+    return parser
+
+
+def _add_storage_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--storage",
+        help=f"root of the Parquet history: a folder or an fsspec URL "
+        f"(default: $KAPSO_HEALTH_STORAGE, else {DEFAULT_STORAGE})",
+    )
+
+
+def _add_connection_arguments(parser: argparse.ArgumentParser) -> None:
+    if parser.prog.endswith("collect"):
+        parser.add_argument("--ids", nargs="+", metavar="ID", help="default: every listed number")
+    parser.add_argument("--base-url", help="API root with version prefix (default per flavour)")
+    parser.add_argument("--flavour", choices=("legacy", "platform"), default="legacy")
+    parser.add_argument(
+        "--rate-per-second", type=float, default=RATE_PER_SECOND, help="0 turns it off"
+    )
+    parser.add_argument(
+        "--rate-per-minute", type=float, default=RATE_PER_MINUTE, help="0 turns it off"
+    )
+    parser.add_argument("--max-in-flight", type=int, default=MAX_IN_FLIGHT)
+    parser.add_argument(
+        "--timeout", type=float, default=TIMEOUT_SECONDS, help="seconds per request"
+    )
+    parser.add_argument("--max-attempts", type=int, default=MAX_ATTEMPTS)
+    parser.add_argument("--api-key-secret", help="Prefect Secret block holding the API key")
+
+
+def _require_key(args: argparse.Namespace) -> None:
+    """No key at all fails at once, before Prefect starts: the simulator is never implicit."""
+    if not os.environ.get(API_KEY_ENV, "").strip() and not args.api_key_secret:
+        raise MissingApiKeyError(MISSING_KEY)
+
+
+@contextmanager
+def _simulator_key() -> Iterator[None]:
+    """KAPSO_API_KEY set to the simulator's key for a while, then as it was."""
+    previous = os.environ.get(API_KEY_ENV)
+    os.environ[API_KEY_ENV] = SIMULATOR_KEY
+    try:
+        yield
+    finally:
+        if previous is None:
+            os.environ.pop(API_KEY_ENV, None)
+        else:
+            os.environ[API_KEY_ENV] = previous
+
+
+def _ids(args: argparse.Namespace) -> list[str] | None:
+    """Ids from --ids and --ids-file, checked before any server starts."""
+    from kapso_health.tasks.fetch import clean_ids, read_ids_file
+
+    ids = list(args.ids or [])
+    if args.ids_file is not None:
+        ids += read_ids_file(args.ids_file.read_text())
+    return clean_ids(ids) or None
+
+
+def _collect(args: argparse.Namespace) -> int:
+    from kapso_health.flows.collect import collect_health
+    from kapso_health.tasks.client import KapsoAuthError, KapsoListError
+    from kapso_health.tasks.storage import StorageError
+
+    try:
+        ids = _ids(args)
+        _require_key(args)
+        summary = asyncio.run(
+            collect_health(
+                ids=ids,
+                base_url=args.base_url,
+                flavour=args.flavour,
+                storage=args.storage,
+                rate_per_second=args.rate_per_second,
+                rate_per_minute=args.rate_per_minute,
+                max_in_flight=args.max_in_flight,
+                chunk_size=args.chunk_size,
+                timeout_seconds=args.timeout,
+                max_attempts=args.max_attempts,
+                api_key_secret=args.api_key_secret,
+                run_id=args.run_id,
+                global_limit=args.global_limit,
+            )
+        )
+    except KapsoAuthError as exc:
+        print(f"kapso-health: {exc}", file=sys.stderr)
+        return EXIT_AUTH
+    except (MissingApiKeyError, KapsoListError, StorageError, ValueError, OSError) as exc:
+        print(f"kapso-health: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    _print_summary(summary)
+    return 0
+
+
+def _print_summary(summary: dict) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    from kapso_health.tasks.schemas import TABLES
+
+    table = Table(title=f"{summary['numbers']} numbers in {summary['seconds']} s")
+    table.add_column("kind")
+    table.add_column("value")
+    table.add_column("numbers", justify="right")
+    for kind, label in (("outcomes", "outcome"), ("statuses", "status")):
+        for value, count in summary[kind].items():
+            table.add_row(label, value, str(count))
+    console = Console()
+    console.print(table)
+    console.print(
+        f"Run {summary['run_id']}: {summary['requests']} requests, "
+        f"{summary['rate_limited_responses']} answered 429.\n"
+        f"History: {summary['storage']} (tables {', '.join(TABLES)})."
+    )
+
+
+def _audit(args: argparse.Namespace) -> int:
+    from rich.console import Console
+    from rich.progress import Progress
+
+    from kapso_health.flows.audit import audit_numbers, audit_table
+    from kapso_health.tasks.client import KapsoAuthError, KapsoListError
+    from kapso_health.tasks.settings import connection_settings, require_api_key
+
+    console = Console()
+    try:
+        _require_key(args)
+        settings = connection_settings(
+            require_api_key(args.api_key_secret),
+            args.flavour,
+            args.base_url,
+            args.rate_per_second,
+            args.rate_per_minute,
+            args.max_in_flight,
+            args.timeout,
+            args.max_attempts,
+        )
+        with Progress(console=Console(stderr=True), transient=True) as progress:
+            bar = progress.add_task("polling", total=None)
+            flat = asyncio.run(
+                audit_numbers(
+                    settings,
+                    args.numbers,
+                    on_total=lambda total: progress.update(bar, total=total),
+                    on_result=lambda _: progress.advance(bar),
+                )
+            )
+    except KapsoAuthError as exc:
+        print(f"kapso-health: {exc}", file=sys.stderr)
+        return EXIT_AUTH
+    except (MissingApiKeyError, KapsoListError, ValueError, OSError) as exc:
+        print(f"kapso-health: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    console.print(audit_table(flat))
+    return 0
+
+
+def _report(args: argparse.Namespace) -> int:
+    from kapso_health.flows.report import daily_report
+    from kapso_health.tasks.storage import StorageError
+
+    try:
+        summary = daily_report(
+            day=args.day,
+            to=args.to,
+            storage=args.storage,
+            max_gap_minutes=args.max_gap_minutes,
+            out=args.out,
+        )
+    except (StorageError, ValueError, OSError) as exc:
+        print(f"kapso-health: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    _print_report(summary)
+    return 0
+
+
+def _print_report(summary: dict) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title="Fleet, per day")
+    columns = (
+        "day",
+        "numbers_polled",
+        "mean_availability_time",
+        "mean_coverage",
+        "numbers_with_incidents",
+        "downgrades",
+    )
+    for column in columns:
+        table.add_column(column.replace("_", " "), justify="right")
+    for row in summary["fleet"]:
+        table.add_row(*(_cell(row[column]) for column in columns))
+    from kapso_health.reports.schemas import REPORT_SCHEMAS
+
+    Console().print(table)
+    print(f"Report tables: {summary['storage']}/reports/ ({', '.join(REPORT_SCHEMAS)})")
+    print(f"Report page (open it in a browser): {summary['page']}")
+
+
+def _shared_limit(args: argparse.Namespace) -> int:
+    """Create or update the limit on the Prefect server of PREFECT_API_URL."""
+    from prefect.client.orchestration import get_client
+    from prefect.settings import PREFECT_API_URL
+
+    from kapso_health.tasks.limiter import shared_limit_for
+
+    if not PREFECT_API_URL.value():
+        print(
+            "kapso-health: PREFECT_API_URL is not set: a shared limit only makes sense on the "
+            "Prefect server your deployments and ad hoc runs use",
+            file=sys.stderr,
+        )
+        return EXIT_FAILED
+    slots, decay = shared_limit_for(args.rate_per_second, args.rate_per_minute)
+
+    async def upsert() -> None:
+        async with get_client() as client:
+            await client.upsert_global_concurrency_limit_by_name(args.name, slots, decay)
+
+    asyncio.run(upsert())
+    print(
+        f"Global rate limit {args.name!r}: {slots} slots, {decay}/s decay: every run together "
+        f"stays within {args.rate_per_second:g}/s and {args.rate_per_minute:g}/min. "
+        f"Pass --global-limit {args.name} (the deployment does)."
+    )
+    return 0
+
+
+def _compact(args: argparse.Namespace) -> int:
+    from kapso_health.flows.compact import compact_history
+    from kapso_health.tasks.storage import StorageError
+
+    try:
+        summary = compact_history(storage=args.storage, before=args.before)
+    except (StorageError, OSError) as exc:
+        print(f"kapso-health: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    merged = ", ".join(f"{name} {count}" for name, count in summary["files_merged"].items())
+    print(f"Compacted {summary['table_days']} table-days before {summary['before']}: {merged}")
+    return 0
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from kapso_health.flows.demo import demo_history
+    from kapso_health.flows.report import daily_report
+    from kapso_health.simulator.process import running_simulator
+    from kapso_health.simulator.server import SimulatorConfig
+    from kapso_health.tasks.storage import StorageError
+
+    config = SimulatorConfig(
+        numbers=args.numbers,
+        seed=args.seed,
+        rate_per_second=None,
+        rate_per_minute=None,
+        latency_ms=(2.0, 10.0),
+    )
+    print(
+        f"Demo: {args.days} days of SIMULATED history from the built-in Kapso simulator "
+        f"({config.numbers} made-up numbers, one round every {args.every_minutes} simulated "
+        f"minutes) into {args.storage}. Set {API_KEY_ENV} and run `kapso-health collect` "
+        "for your own numbers.",
+        file=sys.stderr,
+    )
+    logging.getLogger("prefect.task_runs").setLevel(logging.WARNING)  # 2 tasks a round
+    try:
+        with _simulator_key(), running_simulator(config) as simulator:
+            history = asyncio.run(
+                demo_history(
+                    simulator_url=simulator.url,
+                    storage=args.storage,
+                    days=args.days,
+                    every_minutes=args.every_minutes,
+                )
+            )
+        days = [date.fromisoformat(day) for day in history["days"]]
+        print(
+            f"Collected {history['numbers']} polls in {history['rounds']} rounds "
+            f"in {history['seconds']} s: "
+            + ", ".join(f"{k} {v}" for k, v in history["outcomes"].items()),
+            file=sys.stderr,
+        )
+        report = daily_report(day=days[0], to=days[-1], storage=args.storage)
+    except (StorageError, ValueError, OSError) as exc:
+        print(f"kapso-health: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    _print_report(report)
+    return 0
+
+
+def _cell(value: object) -> str:
+    """The fleet table's floats are all fractions."""
+    from kapso_health.reports.html import percent_text
+
+    return percent_text(value) if isinstance(value, float) else str(value)
+
+
+def _simulate(args: argparse.Namespace) -> int:
+    from kapso_health.simulator.main import run
+
+    return run(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,132 @@
+"""The `daily-report` flow: Parquet history → daily availability and quality report tables."""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+from pathlib import Path
+from typing import Annotated, Any
+
+import pandas as pd
+from prefect import flow, get_run_logger
+from prefect.artifacts import (
+    create_link_artifact,
+    create_markdown_artifact,
+    create_table_artifact,
+)
+from pydantic import Field
+
+from kapso_health.reports.availability import worst_numbers
+from kapso_health.reports.build import build_reports, report_days
+from kapso_health.reports.html import percent_text, render_report
+from kapso_health.reports.schemas import to_arrow
+from kapso_health.reports.timeline import Policy
+from kapso_health.tasks.settings import DEFAULT_STORAGE, MAX_GAP_MINUTES, configured
+from kapso_health.tasks.storage import ParquetStore, write_text
+
+
+def write_reports(
+    storage: str, days: list[date], policy: Policy, out: str | None = None
+) -> tuple[dict[str, pd.DataFrame], str]:
+    """Build every report table for `days`, replace those days' files, and write the HTML
+    page (to `out`, default `<storage>/reports/html`). Returns the tables and the page."""
+    store = ParquetStore(storage)
+    tables = build_reports(store, days, policy)
+    for name, frame in tables.items():
+        for day in days:
+            rows = frame[frame["day"] == pd.Timestamp(day, tz="UTC")]
+            store.replace_day(f"reports/{name}", to_arrow(name, rows), day)
+    page = _write_page(
+        tables, days, out or f"{storage.rstrip('/')}/reports/html", simulated=store.simulated
+    )
+    return tables, page
+
+
+@flow(name="daily-report", log_prints=False)
+def daily_report(
+    day: date | None = None,
+    to: date | None = None,
+    storage: str | None = None,
+    max_gap_minutes: Annotated[int, Field(ge=1, le=1440)] = MAX_GAP_MINUTES,
+    degraded_counts_as_up: bool = True,
+    out: str | None = None,
+) -> dict[str, Any]:
+    """Build the report tables for a day (default: yesterday, UTC) or a range of days and
+    write them under `<storage>/reports/<table>/date=YYYY-MM-DD/`, replacing earlier builds,
+    plus a self-contained HTML page in `out` (default `<storage>/reports/html`). `storage`
+    defaults to the Prefect Variable `kapso_health_storage`, `KAPSO_HEALTH_STORAGE`, `./data`."""
+    logger = get_run_logger()
+    storage = configured("storage", storage, DEFAULT_STORAGE)
+    days = report_days(day, to)
+    policy = Policy(
+        max_gap=timedelta(minutes=max_gap_minutes), degraded_counts_as_up=degraded_counts_as_up
+    )
+    tables, page = write_reports(storage, days, policy, out)
+    _publish(tables, days, page)
+    fleet = tables["fleet_daily"]
+    logger.info("Report page: %s", page)
+    logger.info(
+        "Reported %d days, %d numbers: %s",
+        len(days),
+        tables["availability_daily"]["config_id"].nunique(),
+        ", ".join(
+            f"{d:%Y-%m-%d} availability {a:.1%}"
+            for d, a in zip(fleet["day"], fleet["mean_availability_time"], strict=True)
+            if pd.notna(a)
+        ),
+    )
+    return {
+        "days": [d.isoformat() for d in days],
+        "storage": storage,
+        "page": page,
+        "fleet": fleet.assign(day=fleet["day"].dt.strftime("%Y-%m-%d")).to_dict("records"),
+    }
+
+
+def _write_page(
+    tables: dict[str, pd.DataFrame], days: list[date], out: str, simulated: bool
+) -> str:
+    span = f"{days[0]}" if len(days) == 1 else f"{days[0]}_to_{days[-1]}"
+    title = f"Kapso health report, {span.replace('_to_', ' to ')} (UTC)"
+    if simulated:
+        title += ": SIMULATED data (the built-in simulator's made-up numbers)"
+    return write_text(f"{out.rstrip('/')}/kapso-health-{span}.html", render_report(title, tables))
+
+
+def _publish(tables: dict[str, pd.DataFrame], days: list[date], page: str) -> None:
+    """Artifacts under fixed keys, so each day's report is a new version of the same three."""
+    fleet = tables["fleet_daily"]
+    lines = [
+        "| day | numbers polled | mean availability | mean coverage | numbers with "
+        "incidents | downgrades |",
+        "|---|---|---|---|---|---|",
+    ]
+    lines += [
+        f"| {r.day:%Y-%m-%d} | {r.numbers_polled} | {percent_text(r.mean_availability_time)} | "
+        f"{percent_text(r.mean_coverage)} | {r.numbers_with_incidents} | {r.downgrades} |"
+        for r in fleet.itertuples()
+    ]
+    create_markdown_artifact(
+        "# Kapso health, daily report\n\n" + "\n".join(lines),
+        key="daily-report-summary",
+        description=f"Fleet figures for {days[0]} to {days[-1]}",
+    )
+    rows = [
+        {
+            "number": r.config_id,
+            "availability": percent_text(r.availability_time),
+            "coverage": percent_text(r.coverage),
+            "incidents": int(r.incidents),
+            "downtime_hours": round(r.downtime_hours, 2),
+        }
+        for r in worst_numbers(tables["availability_daily"]).itertuples()
+    ]
+    create_table_artifact(
+        rows, key="daily-report-worst-numbers", description="Lowest time-weighted availability"
+    )
+    link = page if "://" in page else Path(page).resolve().as_uri()
+    create_link_artifact(
+        link,
+        link_text="Open the report page",
+        key="daily-report-page",
+        description="Self-contained HTML: open it in any browser",
+    )

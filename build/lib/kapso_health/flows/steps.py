@@ -1,0 +1,228 @@
+"""The collection's steps, as the collect and demo flows compose them: the Prefect tasks that
+wrap the building blocks of `tasks/`, polling and storing in chunks, progress, the summary."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+from collections.abc import Callable, Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+import pyarrow as pa
+from prefect import get_run_logger, task
+from prefect.artifacts import acreate_progress_artifact, aupdate_progress_artifact
+from prefect.cache_policies import NO_CACHE
+from prefect.client.orchestration import get_client
+from prefect.exceptions import ObjectNotFound
+
+from kapso_health.tasks.alerts import STATE_COLUMNS, emit_state_changes, state_changes
+from kapso_health.tasks.client import KapsoClient
+from kapso_health.tasks.fetch import clean_ids, numbers_table, poll_numbers
+from kapso_health.tasks.flatten import flatten_polls
+from kapso_health.tasks.last_observations import last_observations
+from kapso_health.tasks.limiter import SharedBudget
+from kapso_health.tasks.poll import PollResult
+from kapso_health.tasks.storage import ParquetStore
+from kapso_health.tasks.vocabulary import Outcome
+
+PROGRESS_EVERY_SECONDS = 5.0
+
+
+@task(name="discover-numbers", cache_policy=NO_CACHE, retries=0)
+async def discover_numbers(client: KapsoClient, run_id: str) -> pa.Table:
+    """The project's numbers (retries happen per page inside the client)."""
+    return await numbers_table(client, run_id)
+
+
+@task(name="fetch-chunk", cache_policy=NO_CACHE, retries=0, task_run_name="fetch-{part}")
+async def fetch_chunk(
+    client: KapsoClient,
+    ids: Sequence[str],
+    part: str,
+    skip_until: Mapping[str, datetime],
+    on_result: Callable[[PollResult], None] | None = None,
+) -> list[PollResult]:
+    """Poll one chunk. Retries are per request inside the client; a 401 must not be retried."""
+    return await poll_numbers(client, ids, skip_until, on_result)
+
+
+@task(
+    name="append-tables",
+    cache_policy=NO_CACHE,
+    retries=2,
+    retry_delay_seconds=1,
+    task_run_name="append-{part}",
+)
+async def append_tables(
+    store: ParquetStore, tables: Mapping[str, pa.Table], run_id: str, part: str
+) -> list[str]:
+    """Write one chunk's tables in a worker thread, so polling goes on meanwhile."""
+
+    def write_all() -> list[str]:
+        return [
+            path
+            for name, table in tables.items()
+            for path in store.write(name, table, run_id, part)
+        ]
+
+    return await asyncio.to_thread(write_all)
+
+
+async def shared_budget(name: str) -> SharedBudget | None:
+    """The run's share of the global rate limit `name`; None, with a warning, without one."""
+    logger = get_run_logger()
+    async with get_client() as prefect:
+        try:
+            limit = await prefect.read_global_concurrency_limit_by_name(name)
+        except ObjectNotFound:
+            limit = None
+    if limit is None or not limit.active or not limit.slot_decay_per_second:
+        logger.warning(
+            "The global rate limit %r is %s: this run keeps to the rate budget on its own, "
+            "and other runs against the same Kapso project can push both over it. Create it "
+            "with `kapso-health shared-limit` (see the README).",
+            name,
+            "missing" if limit is None else "inactive or has no slot decay",
+        )
+        return None
+    batch = max(1, limit.limit // 8)
+    logger.info(
+        "Sharing the rate budget through global rate limit %r (%d slots, %.3g/s decay), "
+        "%d slots at a time",
+        name,
+        limit.limit,
+        limit.slot_decay_per_second,
+        batch,
+    )
+    return SharedBudget(name, batch)
+
+
+async def resolve_numbers(
+    client: KapsoClient, ids: list[str] | None, store: ParquetStore, run_id: str
+) -> tuple[list[str], list[str]]:
+    """The ids to poll, and the `numbers` files written when they were discovered."""
+    if ids is not None:
+        return clean_ids(ids), []
+    numbers = await discover_numbers(client, run_id)
+    written = await append_tables(store, {"numbers": numbers}, run_id, "numbers")
+    return clean_ids(numbers.column("config_id").to_pylist()), written
+
+
+async def poll_and_store(
+    client: KapsoClient,
+    numbers: list[str],
+    store: ParquetStore,
+    run_id: str,
+    chunk_size: int,
+    progress: Progress,
+) -> tuple[Counter, set[str], Counter]:
+    """(outcome, status) counts, the files written, and the state-change events emitted."""
+    # Chunks run a few at a time: enough to keep the in-flight budget busy at chunk edges.
+    last = last_observations(
+        store, client.clock(), exclude_run=run_id, columns=STATE_COLUMNS
+    ).to_pylist()
+    previous = {row["config_id"]: row["checked_at"] for row in last if row["checked_at"]}
+    states = {row["config_id"]: row for row in last}
+    skip_until = {row["config_id"]: row["retry_after"] for row in last if row["retry_after"]}
+    chunks = [numbers[i : i + chunk_size] for i in range(0, len(numbers), chunk_size)]
+    parallel = asyncio.Semaphore(max(2, -(-client.settings.max_in_flight // chunk_size) + 1))
+    counts: Counter[tuple[str, str | None]] = Counter()
+    alerts: Counter[str] = Counter()
+    polled_ids: list[str] = []
+    written: set[str] = set()
+
+    async def run_chunk(index: int, chunk: list[str]) -> None:
+        async with parallel:
+            part = f"c{index:05d}"
+            polled = await fetch_chunk(client, chunk, part, skip_until, progress.add)
+            flat = flatten_polls(polled, run_id, previous)
+            written.update(await append_tables(store, flat.tables(), run_id, part))
+            changes = state_changes(states, flat.polls)
+            emit_state_changes(changes)
+            alerts.update(change.event for change in changes)
+            counts.update(
+                zip(
+                    flat.polls["outcome"].to_pylist(), flat.polls["status"].to_pylist(), strict=True
+                )
+            )
+            polled_ids.extend(flat.polls["config_id"].to_pylist())
+
+    await asyncio.gather(*(run_chunk(i, chunk) for i, chunk in enumerate(chunks)))
+    if sorted(polled_ids) != sorted(numbers):
+        raise RuntimeError("internal error: not every number got exactly one poll result")
+    return counts, written, alerts
+
+
+class Progress:
+    """`async with Progress(total)`: counts finished polls; logs and updates a progress
+    artifact every few seconds, and once more at the end."""
+
+    def __init__(self, total: int) -> None:
+        self.total = total
+        self.outcomes: Counter[str] = Counter()
+        self.artifact_id: Any = None
+        self.logger = get_run_logger()
+        self._ticker: asyncio.Task | None = None
+
+    def add(self, result: PollResult) -> None:
+        self.outcomes[result.outcome.value] += 1
+
+    @property
+    def percent(self) -> float:
+        return 100.0 * sum(self.outcomes.values()) / self.total if self.total else 100.0
+
+    async def __aenter__(self) -> Progress:
+        self.artifact_id = await acreate_progress_artifact(
+            0.0, key="collect-health-progress", description="Numbers polled in this run"
+        )
+        self._ticker = asyncio.create_task(self._tick())
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self._ticker is not None:
+            self._ticker.cancel()
+        await self._report()
+
+    async def _tick(self) -> None:
+        while True:
+            await asyncio.sleep(PROGRESS_EVERY_SECONDS)
+            await self._report()
+
+    async def _report(self) -> None:
+        done = sum(self.outcomes.values())
+        self.logger.info(
+            "Polled %d/%d numbers (%s)",
+            done,
+            self.total,
+            ", ".join(f"{k} {v}" for k, v in sorted(self.outcomes.items())),
+        )
+        await aupdate_progress_artifact(self.artifact_id, self.percent)
+
+
+def run_summary(
+    run_id: str,
+    counts: Counter,
+    alerts: Counter,
+    requests: int,
+    throttled: int,
+    seconds: float,
+    storage: str,
+) -> dict[str, Any]:
+    outcomes: Counter[str] = Counter()
+    statuses: Counter[str] = Counter()
+    for (outcome, status), count in counts.items():
+        outcomes[outcome] += count
+        if outcome == Outcome.OK:
+            statuses[status or "(none)"] += count
+    return {
+        "run_id": run_id,
+        "numbers": outcomes.total(),
+        "outcomes": dict(sorted(outcomes.items())),
+        "statuses": dict(sorted(statuses.items())),
+        "requests": requests,
+        "rate_limited_responses": throttled,
+        "state_change_events": dict(sorted(alerts.items())),
+        "seconds": round(seconds, 2),
+        "storage": storage,
+    }

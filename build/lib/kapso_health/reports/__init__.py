@@ -1,0 +1,1 @@
+"""Pure report computations over the Parquet history: availability, quality, roll-ups."""

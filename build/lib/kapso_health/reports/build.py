@@ -1,0 +1,150 @@
+"""The report, composed: every report table for a range of days, from a history reader.
+
+Numbers are computed in batches and checks day by day, so memory stays bounded however long
+the range. The history comes in through `HistoryReader` (the store satisfies it): this
+package reads no files itself and imports neither Prefect nor the storage layer.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, date, datetime, timedelta
+from typing import Protocol
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from kapso_health.reports.availability import (
+    check_pass_rates,
+    daily_availability,
+    incident_days,
+    incidents,
+)
+from kapso_health.reports.quality import all_transitions, daily_quality
+from kapso_health.reports.rollup import fleet_rollup, latest_attributes
+from kapso_health.reports.timeline import Policy, intervals, observations
+from kapso_health.tasks.schemas import to_pandas
+
+
+class HistoryReader(Protocol):
+    """What the report needs of the history: a table's rows for a range of UTC days."""
+
+    def read_arrow(
+        self,
+        name: str,
+        start: date | None = None,
+        end: date | None = None,
+        columns: list[str] | None = None,
+        dictionary: bool = False,
+    ) -> pa.Table: ...
+
+
+POLL_COLUMNS = [
+    "config_id",
+    "polled_at",
+    "checked_at",
+    "outcome",
+    "status",
+    "quality_rating",
+    "can_send_message",
+    "phone_status",
+]
+CHECK_COLUMNS = ["config_id", "polled_at", "checked_at", "check_name", "passed"]
+
+
+def report_days(day: date | None, to: date | None) -> list[date]:
+    """[day, to] inclusive; by default yesterday (UTC)."""
+    first = day or (datetime.now(UTC) - timedelta(days=1)).date()
+    last = to or first
+    if last < first:
+        raise ValueError(f"the range ends ({last}) before it starts ({first})")
+    return [first + timedelta(days=n) for n in range((last - first).days + 1)]
+
+
+ROWS_PER_BATCH = 1_000_000  # numbers are computed in batches of about this many polls rows
+
+
+def number_tables(polls: pd.DataFrame, days: list[date], policy: Policy) -> dict[str, pd.DataFrame]:
+    """The per-number tables for `days`, from those numbers' polls of the days and one day
+    either side: availability, quality, incidents, transitions."""
+    stamps = [pd.Timestamp(d, tz="UTC") for d in days]
+    obs = observations(polls, policy)
+    # Incidents and transitions look across the margin; holding time only matters in range.
+    reach = pd.Timedelta(policy.max_gap)
+    near = obs["at"].between(stamps[0] - reach, stamps[-1] + pd.Timedelta(days=1) + reach)
+    pieces = intervals(obs[near], policy)
+    found = incident_days(incidents(obs, policy))
+    changes = all_transitions(obs)
+    tables = {
+        "availability_daily": daily_availability(obs, pieces, stamps, policy, found),
+        "quality_daily": daily_quality(obs, pieces, stamps, changes),
+        "incidents": found,
+        "quality_transitions": changes,
+    }
+    return {
+        name: frame[frame["day"].isin(stamps)].reset_index(drop=True)
+        for name, frame in tables.items()
+    }
+
+
+def fleet_tables(
+    availability: pd.DataFrame, quality: pd.DataFrame, numbers: pd.DataFrame
+) -> dict[str, pd.DataFrame]:
+    """Roll-ups per day: the fleet, and per customer and per WABA from the `numbers` table."""
+    attributes = latest_attributes(numbers)
+    return {
+        "fleet_daily": fleet_rollup(availability, quality),
+        "customer_daily": fleet_rollup(availability, quality, attributes, "customer_id"),
+        "waba_daily": fleet_rollup(availability, quality, attributes, "business_account_id"),
+    }
+
+
+def build_reports(
+    history: HistoryReader, days: list[date], policy: Policy
+) -> dict[str, pd.DataFrame]:
+    """Every report table for `days`. Numbers are computed in batches and checks day by day,
+    so memory stays bounded however long the range."""
+    margin = timedelta(days=1)  # observations just before or after the range hold into it
+    polls = history.read_arrow(
+        "polls", days[0] - margin, days[-1] + margin, columns=POLL_COLUMNS, dictionary=True
+    )
+    batches = _number_batches(polls)
+    del polls  # the batches own it now, and let go of it as early as they can
+    parts = [number_tables(batch, days, policy) for batch in batches]
+    tables = {
+        name: pd.concat([part[name] for part in parts], ignore_index=True) for name in parts[0]
+    }
+    tables["check_pass_rates"] = pd.concat(
+        [
+            check_pass_rates(
+                history.read_arrow("checks", day, day, columns=CHECK_COLUMNS, dictionary=True),
+                [day],
+            )
+            for day in days
+        ],
+        ignore_index=True,
+    )
+    numbers = to_pandas(history.read_arrow("numbers", None, days[-1]))
+    tables.update(fleet_tables(tables["availability_daily"], tables["quality_daily"], numbers))
+    return tables
+
+
+def _number_batches(polls: pa.Table) -> Iterator[pd.DataFrame]:
+    """The polls as pandas, a few whole numbers at a time (about ROWS_PER_BATCH rows each)."""
+    if polls.num_rows <= ROWS_PER_BATCH:  # one chunk per column: pandas takes from it fast
+        yield to_pandas(polls.unify_dictionaries().combine_chunks())
+        return
+    polls = polls.unify_dictionaries().combine_chunks()
+    column = polls.column("config_id").chunk(0)
+    ranks = pc.rank(column.dictionary, sort_keys="ascending", tiebreaker="dense")  # 1-based
+    step = max(1, len(column.dictionary) * ROWS_PER_BATCH // polls.num_rows)
+    batch_of_row = pc.take(pc.divide(pc.subtract(ranks, 1), step), column.indices)
+    order = pc.sort_indices(batch_of_row)
+    ordered = polls.take(order)  # still dictionary-encoded: decoded one batch at a time
+    sizes = pc.value_counts(pc.take(batch_of_row, order)).field("counts").to_pylist()
+    del polls, column, batch_of_row, order
+    start = 0
+    for size in sizes:
+        yield to_pandas(ordered.slice(start, size))
+        start += size

@@ -1,0 +1,212 @@
+"""The report page: one self-contained HTML file, charts as inline SVG (no script, no network)."""
+
+from __future__ import annotations
+
+from html import escape
+
+import pandas as pd
+
+from kapso_health.reports.availability import worst_numbers
+
+RATING_COLOURS = {
+    "GREEN": "#2e9d52",
+    "YELLOW": "#e0b020",
+    "RED": "#d0393e",
+    "NA": "#9aa5b1",
+    "UNKNOWN": "#c9ced6",
+}
+EMPTY = "#eceff3"
+WORST_ROWS = 20
+LISTING_ROWS = 2_000  # rows of a listing on the page; the Parquet tables hold them all
+CELL, LABEL = 14, 250
+
+STYLE = """
+body{font:14px/1.45 system-ui,sans-serif;margin:2rem;color:#1d2430;max-width:1200px}
+h1{font-size:1.5rem}h2{font-size:1.1rem;margin-top:2rem}
+.figures{display:flex;gap:1rem;flex-wrap:wrap}
+.figure{background:#f4f6f9;border-radius:8px;padding:.8rem 1.1rem;min-width:150px}
+.figure b{display:block;font-size:1.5rem}
+table{border-collapse:collapse}td,th{padding:.25rem .6rem;border-bottom:1px solid #e3e7ee;
+text-align:left}td.n{text-align:right}svg text{font:11px system-ui,sans-serif;fill:#4a5568}
+.note{color:#5a6473}
+"""
+
+
+def render_report(title: str, tables: dict[str, pd.DataFrame]) -> str:
+    """The page for the days in `tables` (the report tables, `day` as UTC midnight)."""
+    availability, quality = tables["availability_daily"], tables["quality_daily"]
+    fleet, transitions = tables["fleet_daily"], tables["quality_transitions"]
+    found = tables["incidents"]
+    sections = [
+        f"<h1>{escape(title)}</h1>",
+        _figures(fleet, availability),
+        "<h2>Fleet availability per day (time-weighted)</h2>",
+        _trend(fleet),
+        "<h2>Availability per number and day</h2>",
+        _heatmap(availability, "availability_time", _availability_colour),
+        "<h2>Quality rating per number and day (last rating of the day)</h2>",
+        _heatmap(quality, "last_rating", lambda v: RATING_COLOURS.get(v, EMPTY)),
+        _legend(),
+        f"<h2>Worst numbers (lowest availability, top {WORST_ROWS})</h2>",
+        _worst(availability),
+        "<h2>Quality downgrades and phone status changes for the worse</h2>",
+        _listing(
+            transitions[transitions["worse"]].sort_values("at"),
+            ["at", "config_id", "field", "from_value", "to_value"],
+            "reports/quality_transitions",
+        ),
+        "<h2>Incidents</h2>",
+        _listing(
+            found.drop_duplicates("incident_id")
+            .sort_values("start")
+            .assign(minutes=lambda f: f["duration_seconds"] / 60),
+            ["start", "end", "config_id", "kind", "minutes", "ongoing"],
+            "reports/incidents",
+        ),
+    ]
+    return (
+        "<!doctype html><html lang=en><head><meta charset=utf-8>"
+        f"<title>{escape(title)}</title><style>{STYLE}</style></head><body>"
+        + "\n".join(sections)
+        + "</body></html>"
+    )
+
+
+def _figures(fleet: pd.DataFrame, availability: pd.DataFrame) -> str:
+    numbers = availability["config_id"].nunique()
+    mean = availability["availability_time"].mean()
+    coverage = availability["coverage"].mean()
+    cards = [
+        ("numbers", f"{numbers:,}"),
+        ("mean availability", percent_text(mean)),
+        ("mean coverage", percent_text(coverage)),
+        ("number-days with incidents", f"{int((availability['incidents'] > 0).sum()):,}"),
+        ("downtime", f"{availability['downtime_seconds'].sum() / 3600:,.1f} h"),
+        ("quality downgrades", f"{int(fleet['downgrades'].sum()):,}"),
+    ]
+    return (
+        "<div class=figures>"
+        + "".join(
+            f"<div class=figure>{escape(label)}<b>{escape(value)}</b></div>"
+            for label, value in cards
+        )
+        + "</div>"
+    )
+
+
+def _trend(fleet: pd.DataFrame) -> str:
+    points = fleet.sort_values("day")[["day", "mean_availability_time"]].dropna()
+    if points.empty:
+        return "<p class=note>No day with a known state.</p>"
+    width, height, pad = 720, 180, 40
+    step = (width - 2 * pad) / max(1, len(points) - 1)
+    xy = [
+        (pad + i * step, height - pad - value * (height - 2 * pad))
+        for i, value in enumerate(points["mean_availability_time"])
+    ]
+    path = " ".join(f"{x:.1f},{y:.1f}" for x, y in xy)
+    dots = "".join(
+        f'<circle cx="{x:.1f}" cy="{y:.1f}" r="3" fill="#2f6fde">'
+        f"<title>{day:%Y-%m-%d}: {value:.2%}</title></circle>"
+        for (x, y), day, value in zip(
+            xy, points["day"], points["mean_availability_time"], strict=True
+        )
+    )
+    axis = "".join(
+        f'<text x="4" y="{height - pad - f * (height - 2 * pad) + 4:.1f}">{f:.0%}</text>'
+        for f in (0, 0.5, 1)
+    )
+    labels = f'<text x="{pad}" y="{height - 8}">{points["day"].iloc[0]:%Y-%m-%d}</text>'
+    if len(points) > 1:
+        labels += (
+            f'<text x="{width - pad}" y="{height - 8}" text-anchor="end">'
+            f"{points['day'].iloc[-1]:%Y-%m-%d}</text>"
+        )
+    return (
+        f'<svg class=chart id=trend width="{width}" height="{height}" role="img">{axis}'
+        f'<polyline fill="none" stroke="#2f6fde" stroke-width="2" points="{path}"/>'
+        f"{dots}{labels}</svg>"
+    )
+
+
+def _heatmap(frame: pd.DataFrame, column: str, colour) -> str:
+    if frame.empty:
+        return "<p class=note>No numbers.</p>"
+    grid = frame.pivot(index="config_id", columns="day", values=column)
+    width, height = LABEL + CELL * len(grid.columns) + 10, CELL * len(grid.index) + 30
+    cells = []
+    for row, (number, values) in enumerate(grid.iterrows()):
+        y = 20 + row * CELL
+        cells.append(f'<text x="0" y="{y + CELL - 3}">{escape(str(number)[:28])}</text>')
+        for col, (day, value) in enumerate(values.items()):
+            shown = (
+                "no data"
+                if pd.isna(value)
+                else (f"{value:.1%}" if isinstance(value, float) else str(value))
+            )
+            cells.append(
+                f'<rect class=cell x="{LABEL + col * CELL}" y="{y}" width="{CELL - 1}" '
+                f'height="{CELL - 1}" fill="{colour(value)}"><title>{escape(str(number))} '
+                f"{day:%Y-%m-%d}: {escape(shown)}</title></rect>"
+            )
+    return f'<svg class=chart width="{width}" height="{height}" role="img">{"".join(cells)}</svg>'
+
+
+def _availability_colour(value: object) -> str:
+    if pd.isna(value):
+        return EMPTY
+    share = max(0.0, min(1.0, float(value)))
+    red, green = (208, 57, 62), (46, 157, 82)
+    mix = [round(r + (g - r) * share) for r, g in zip(red, green, strict=True)]
+    return "#" + "".join(f"{c:02x}" for c in mix)
+
+
+def _legend() -> str:
+    items = "".join(
+        f'<span style="background:{c};padding:0 .5rem;margin-right:.4rem">&nbsp;</span>{escape(r)} '
+        for r, c in RATING_COLOURS.items()
+    )
+    return (
+        f"<p class=note>{items}<span style='background:{EMPTY};padding:0 .5rem'>&nbsp;"
+        "</span> no data</p>"
+    )
+
+
+def _worst(availability: pd.DataFrame) -> str:
+    worst = worst_numbers(availability, WORST_ROWS)
+    return _rows(worst, list(worst.columns), percent=("availability_time", "coverage"))
+
+
+def _listing(frame: pd.DataFrame, columns: list[str], table: str) -> str:
+    """Every row, up to LISTING_ROWS; beyond that the first ones and where the rest are."""
+    if len(frame) <= LISTING_ROWS:
+        return _rows(frame, columns)
+    return (
+        f"<p class=note>The first {LISTING_ROWS:,} of {len(frame):,}; every one is in the "
+        f"<code>{table}</code> Parquet table.</p>" + _rows(frame.head(LISTING_ROWS), columns)
+    )
+
+
+def _rows(frame: pd.DataFrame, columns: list[str], percent: tuple[str, ...] = ()) -> str:
+    if frame.empty:
+        return "<p class=note>None.</p>"
+    head = "".join(f"<th>{escape(c.replace('_', ' '))}</th>" for c in columns)
+    body = "".join(
+        "<tr>" + "".join(_cell(row[c], c in percent) for c in columns) + "</tr>"
+        for _, row in frame.iterrows()
+    )
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def _cell(value: object, percent: bool) -> str:
+    if isinstance(value, pd.Timestamp):
+        return f"<td>{value:%Y-%m-%d %H:%M}</td>"
+    if isinstance(value, float):
+        text = percent_text(value) if percent else "—" if pd.isna(value) else f"{value:,.1f}"
+        return f"<td class=n>{text}</td>"
+    return f"<td>{escape(str(value))}</td>"
+
+
+def percent_text(value: float) -> str:
+    """A fraction as a percentage; "—" where it is unknown."""
+    return "—" if pd.isna(value) else f"{value:.1%}"

@@ -1,0 +1,1 @@
+"""Building blocks: the Kapso client, the rate limiter, flattening and Parquet storage."""

@@ -1,0 +1,301 @@
+"""The Parquet history: one Hive-partitioned dataset per table under a root (local or fsspec URL).
+
+Layout: `<root>/<table>/date=YYYY-MM-DD/<run_id>-<part>.parquet`, zstd. Each file is written
+under a hidden temporary name and renamed into place, so a reader sees whole files or none;
+writing the same run and part again replaces the file. Nothing else knows this layout.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import uuid
+from collections.abc import Iterable
+from datetime import date, datetime
+
+import fsspec
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.dataset as ds
+import pyarrow.parquet as pq
+from fsspec.implementations.local import LocalFileSystem
+
+from kapso_health.tasks.schemas import TABLES, to_pandas
+
+DATE_COLUMN = {
+    "polls": "polled_at",
+    "checks": "polled_at",
+    "entities": "polled_at",
+    "raw": "polled_at",
+    "numbers": "listed_at",
+}
+RUN_ID = re.compile(r"^(?!compacted-)[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+# Compacted files are named so no run's file can be, and so that readers that skip
+# `_`- and `.`-prefixed files (pyarrow, pandas, DuckDB globs) still read them.
+COMPACTED = re.compile(r"^compacted-(\d{6})\.parquet$")
+REPLACES_KEY = b"kapso_health.replaces"
+SIMULATED_MARK = "_SIMULATED"  # at the root: the history came from the simulator (the demo)
+READ_ATTEMPTS = 3
+
+
+class StorageError(RuntimeError):
+    """The storage root cannot be used (not writable, not reachable)."""
+
+
+class ParquetStore:
+    def __init__(self, root: str) -> None:
+        self.url = root
+        self.fs, self.root = fsspec.core.url_to_fs(root)
+        self.root = self.root.rstrip("/")
+
+    def check_writable(self) -> None:
+        """Fail now, not after a whole run of polling, when the root cannot be written."""
+        probe = f"{self.root}/.write-probe-{uuid.uuid4().hex}"
+        try:
+            self.fs.makedirs(self.root, exist_ok=True)
+            with self.fs.open(probe, "wb") as handle:
+                handle.write(b"")
+            self.fs.rm(probe)
+        except OSError as exc:
+            raise StorageError(f"cannot write to the storage root {self.url!r}: {exc}") from exc
+
+    def mark_simulated(self) -> None:
+        """Mark the whole history as simulated data (the demo's): reports say so."""
+        self.fs.makedirs(self.root, exist_ok=True)
+        self.fs.pipe_file(
+            f"{self.root}/{SIMULATED_MARK}",
+            b"Every number in this history is made up: it was collected from kapso-health's "
+            b"built-in simulator.\n",
+        )
+
+    @property
+    def simulated(self) -> bool:
+        return self.fs.exists(f"{self.root}/{SIMULATED_MARK}")
+
+    def write(self, name: str, table: pa.Table, run_id: str, part: str) -> list[str]:
+        """Append `table` as one file per UTC day it touches; returns the paths written."""
+        check_run_id(run_id)
+        if table.num_rows == 0:
+            return []
+        days = pc.strftime(table.column(DATE_COLUMN[name]), format="%Y-%m-%d")
+        written = []
+        for day in pc.unique(days).to_pylist():
+            rows = table.filter(pc.equal(days, day))
+            written.append(
+                self.write_file(f"{self.root}/{name}/date={day}", f"{run_id}-{part}.parquet", rows)
+            )
+        return written
+
+    def write_file(
+        self, directory: str, filename: str, table: pa.Table, exclusive: bool = False
+    ) -> str | None:
+        """Write under a hidden name, then rename into place. `exclusive`: on a local disk,
+        only if no file of that name exists yet (None when one does)."""
+        final = f"{directory}/{filename}"
+        temporary = f"{directory}/.{filename}.{uuid.uuid4().hex}.tmp"
+        try:
+            self.fs.makedirs(directory, exist_ok=True)
+            pq.write_table(table, temporary, filesystem=self.fs, compression="zstd")
+            if not (exclusive and isinstance(self.fs, LocalFileSystem)):
+                self.fs.mv(temporary, final)
+                return final
+            try:
+                os.link(temporary, final)
+            except FileExistsError:
+                return None
+            finally:
+                os.remove(temporary)
+        except OSError as exc:
+            raise StorageError(f"cannot write to the storage root {self.url!r}: {exc}") from exc
+        return final
+
+    def replace_day(self, name: str, table: pa.Table, day: date) -> str:
+        """Write `table` as the one file of `name` for `day`, replacing any earlier build."""
+        return self.write_file(
+            f"{self.root}/{name}/date={day.isoformat()}", "part-0.parquet", table
+        )
+
+    def run_files(self, run_id: str, temporary: bool = False) -> list[str]:
+        """Every file of a run, in any table and day; with `temporary`, the hidden temporary
+        files an attempt of the run that died while writing left behind instead."""
+        check_run_id(run_id)
+        pattern = f".{run_id}-*.parquet.*.tmp" if temporary else f"{run_id}-*.parquet"
+        return sorted(
+            path
+            for name in TABLES
+            for path in self.fs.glob(f"{self.root}/{name}/date=*/{pattern}")
+            if _run_of(path) == run_id  # not run "a-b"'s files when asked for run "a"
+        )
+
+    def remove(self, paths: Iterable[str]) -> int:
+        paths = list(paths)
+        for path in paths:
+            self.fs.rm(path)
+        return len(paths)
+
+    def days(self, name: str) -> list[date]:
+        """The days that have a partition for table `name`."""
+        if not self.fs.exists(f"{self.root}/{name}"):
+            return []
+        found = []
+        for entry in self.fs.ls(f"{self.root}/{name}", detail=False):
+            leaf = entry.rstrip("/").rsplit("/", 1)[-1]
+            if leaf.startswith("date="):
+                try:
+                    found.append(date.fromisoformat(leaf[5:]))
+                except ValueError:
+                    continue
+        return sorted(found)
+
+    def files(self, name: str, start: date | None = None, end: date | None = None) -> list[str]:
+        """The live data files of `name` for days in [start, end] (either bound optional)."""
+        paths = []
+        for day in self.days(name):
+            if (start is None or day >= start) and (end is None or day <= end):
+                paths.extend(self._live_files(self.partition(name, day)))
+        return sorted(paths)
+
+    def partition(self, name: str, day: date) -> str:
+        return f"{self.root}/{name}/date={day.isoformat()}"
+
+    def _live_files(self, directory: str) -> list[str]:
+        """A partition's newest compacted file and every data file it does not replace."""
+        return self.partition_state(directory)[0]
+
+    def partition_state(self, directory: str) -> tuple[list[str], set[str], int]:
+        """(live files, the names the newest compacted file replaces, its generation or 0)."""
+        entries = [
+            path
+            for path in self.fs.ls(directory, detail=False)
+            if path.endswith(".parquet") and not file_name(path).startswith(".")
+        ]
+        compacted = sorted(path for path in entries if COMPACTED.match(file_name(path)))
+        if not compacted:
+            return entries, set(), 0
+        newest = compacted[-1]
+        replaced = self._replaced_by(newest)
+        live = [newest] + [
+            path
+            for path in entries
+            if not COMPACTED.match(file_name(path)) and file_name(path) not in replaced
+        ]
+        return live, replaced, int(COMPACTED.match(file_name(newest)).group(1))
+
+    def _replaced_by(self, compacted: str) -> set[str]:
+        metadata = pq.read_metadata(compacted, filesystem=self.fs).metadata or {}
+        return set(json.loads(metadata.get(REPLACES_KEY, b"[]")))
+
+    def read_arrow(
+        self,
+        name: str,
+        start: date | None = None,
+        end: date | None = None,
+        columns: list[str] | None = None,
+        schema: pa.Schema | None = None,
+        dictionary: bool = False,
+    ) -> pa.Table:
+        """Rows of `name` for UTC days in [start, end], in its schema.
+
+        The schema defaults to the table's in `TABLES`; for other tables (report tables)
+        it is the one their files were written with. `dictionary` reads text columns
+        dictionary-encoded, as Parquet stores them: far less memory for long ranges. A file
+        that a compaction removes while it is being read makes the read start again from a
+        fresh listing.
+        """
+        schema = schema or TABLES.get(name)
+        for attempt in range(READ_ATTEMPTS):
+            files = self.files(name, start, end)
+            if not files:
+                if schema is None:
+                    raise StorageError(f"no {name!r} files under {self.url!r} for those days")
+                empty = (_dictionary_schema(schema) if dictionary else schema).empty_table()
+                return empty.select(columns or schema.names)
+            try:
+                return self.read_files(files, schema, columns, dictionary)
+            except FileNotFoundError:
+                if attempt == READ_ATTEMPTS - 1:
+                    raise
+        raise AssertionError("unreachable")
+
+    def read_files(
+        self,
+        files: list[str],
+        schema: pa.Schema | None,
+        columns: list[str] | None = None,
+        dictionary: bool = False,
+    ) -> pa.Table:
+        file_format = ds.ParquetFileFormat()
+        if dictionary and schema is not None:
+            text = [field.name for field in schema if field.type == pa.string()]
+            file_format = ds.ParquetFileFormat(
+                read_options=ds.ParquetReadOptions(dictionary_columns=text)
+            )
+            schema = _dictionary_schema(schema)
+        dataset = ds.dataset(files, schema=schema, format=file_format, filesystem=self.fs)
+        return dataset.to_table(columns=columns)
+
+    def read(
+        self,
+        name: str,
+        start: date | str | None = None,
+        end: date | str | None = None,
+        columns: list[str] | None = None,
+        schema: pa.Schema | None = None,
+    ) -> pd.DataFrame:
+        """Rows of `name` for UTC days in [start, end] as pandas, reading only those days."""
+        table = self.read_arrow(name, as_day(start), as_day(end), columns, schema)
+        return to_pandas(table)
+
+
+def write_text(url: str, text: str) -> str:
+    """Write a text file (a report page) at a local path or fsspec URL, atomically."""
+    fs, path = fsspec.core.url_to_fs(url)
+    directory, name = path.rsplit("/", 1)
+    temporary = f"{directory}/.{name}.{uuid.uuid4().hex}.tmp"
+    try:
+        fs.makedirs(directory, exist_ok=True)
+        with fs.open(temporary, "w", encoding="utf-8") as handle:
+            handle.write(text)
+        fs.mv(temporary, path)
+    except OSError as exc:
+        raise StorageError(f"cannot write {url!r}: {exc}") from exc
+    return path
+
+
+def _run_of(path: str) -> str:
+    """The run id in a data file's name (`<run>-<part>.parquet`, parts have no '-'), or in
+    its temporary file's (`.<run>-<part>.parquet.<hex>.tmp`)."""
+    name = file_name(path)
+    if name.startswith(".") and name.endswith(".tmp"):
+        name = name[1:].rsplit(".", 2)[0]
+    return name.removesuffix(".parquet").rsplit("-", 1)[0]
+
+
+def _dictionary_schema(schema: pa.Schema) -> pa.Schema:
+    """`schema` with its text columns dictionary-encoded."""
+    text = pa.dictionary(pa.int32(), pa.string())
+    return pa.schema(
+        [field.with_type(text) if field.type == pa.string() else field for field in schema]
+    )
+
+
+def file_name(path: str) -> str:
+    return path.rsplit("/", 1)[-1]
+
+
+def check_run_id(run_id: str) -> str:
+    if not RUN_ID.match(run_id):
+        raise ValueError(
+            f"run id must be letters, digits, '.', '_' or '-', and not start with 'compacted-': "
+            f"{run_id!r}"
+        )
+    return run_id
+
+
+def as_day(value: date | str | None) -> date | None:
+    """A day given as a date, a datetime or YYYY-MM-DD text."""
+    if value is None or isinstance(value, date):
+        return value.date() if isinstance(value, datetime) else value
+    return date.fromisoformat(value)
