@@ -3,6 +3,7 @@ it neither shadow it nor are shadowed by it."""
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 import sysconfig
@@ -15,13 +16,16 @@ import pytest
 from kapso_health.simulator.history import write_day
 
 REPO = Path(__file__).resolve().parents[1]
+NOT_SHIPPED = (".*", "build", "data", "demo-data", "bench", "tests", "*.egg-info", "__pycache__")
 
 pytestmark = pytest.mark.integration
 
 
 def test_wheel_beside_a_users_tasks_and_flows_reads_the_history(tmp_path: Path) -> None:
+    source = tmp_path / "source"  # setuptools builds inside the source tree: not in the repo's
+    shutil.copytree(REPO, source, ignore=shutil.ignore_patterns(*NOT_SHIPPED))
     subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", tmp_path / "dist", REPO],
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", tmp_path / "dist", source],
         check=True,
         capture_output=True,
     )

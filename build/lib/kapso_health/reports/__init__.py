@@ -1,1 +1,0 @@
-"""Pure report computations over the Parquet history: availability, quality, roll-ups."""

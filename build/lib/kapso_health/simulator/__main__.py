@@ -1,5 +1,0 @@
-import sys
-
-from kapso_health.simulator.main import main
-
-sys.exit(main())

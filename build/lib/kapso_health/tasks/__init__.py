@@ -1,1 +1,0 @@
-"""Building blocks: the Kapso client, the rate limiter, flattening and Parquet storage."""
