@@ -9,7 +9,13 @@ from rich.table import Table
 
 from kapso_health.tasks.client import KapsoClient
 from kapso_health.tasks.fetch import clean_ids, numbers_table, poll_numbers
-from kapso_health.tasks.flatten import FlatPolls, flatten_polls
+from kapso_health.tasks.flatten import (
+    FlatPolls,
+    NumberIds,
+    flatten_polls,
+    number_ids,
+    polled_id_column,
+)
 from kapso_health.tasks.poll import PollResult
 from kapso_health.tasks.settings import ConnectionSettings
 from kapso_health.tasks.vocabulary import DEGRADED_STATUS, ERROR, HEALTHY, UNHEALTHY, Outcome
@@ -25,16 +31,19 @@ async def audit_numbers(
 ) -> FlatPolls:
     """Poll `ids` (all listed numbers when None) once, within the same limits as collection."""
     async with KapsoClient(settings) as client:
+        flavour = settings.flavour
+        known: dict[str, NumberIds] = {}
         if ids:
             numbers = clean_ids(ids)
         else:
             listed = await numbers_table(client, "audit")
-            numbers = clean_ids(listed.column("config_id").to_pylist())
+            numbers = clean_ids(listed.column(polled_id_column(flavour)).drop_null().to_pylist())
+            known = number_ids(listed, flavour)
         if on_total:
             on_total(len(numbers))
         results = await poll_numbers(client, numbers, on_result=on_result)
         client.raise_for_auth()
-    return flatten_polls(results, "audit")
+    return flatten_polls(results, "audit", flavour=flavour, known_ids=known)
 
 
 def audit_table(flat: FlatPolls) -> Table:

@@ -86,20 +86,20 @@ async def collect_health(
     started = time.monotonic()
     shared = await shared_budget(global_limit) if global_limit else None
     async with KapsoClient(settings, shared=shared) as client:
-        numbers, listed_files = await resolve_numbers(client, ids, store, run_id)
-        if not numbers:
+        numbers = await resolve_numbers(client, ids, store, run_id)
+        if not numbers.ids:
             logger.warning("No numbers to poll: the list is empty and no ids were given")
         logger.info(
-            "Polling %d numbers at %s (%s flavour)", len(numbers), settings.base_url, flavour
+            "Polling %d numbers at %s (%s flavour)", len(numbers.ids), settings.base_url, flavour
         )
-        async with Progress(len(numbers)) as progress:
+        async with Progress(len(numbers.ids)) as progress:
             counts, written, alerts = await poll_and_store(
-                client, numbers, store, run_id, chunk_size, progress
+                client, numbers.ids, store, run_id, chunk_size, progress, numbers.known_ids
             )
         requests, throttled = client.limiter.requests, client.limiter.throttled
         auth_failure = client.auth_failure
         attempt_outcomes = dict(sorted(client.attempt_outcomes.items()))
-    stale = [path for path in store.run_files(run_id) if path not in {*written, *listed_files}]
+    stale = [path for path in store.run_files(run_id) if path not in {*written, *numbers.written}]
     stale += store.run_files(run_id, temporary=True)  # all of this attempt's writes are done
     if stale:
         logger.info(

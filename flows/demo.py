@@ -77,21 +77,27 @@ async def demo_history(
 
     async with KapsoClient(settings, clock=clock) as client:
         await move_clocks(start)
-        numbers, _ = await resolve_numbers(client, None, store, f"demo-{start:%Y%m%d}-numbers")
+        numbers = await resolve_numbers(client, None, store, f"demo-{start:%Y%m%d}-numbers")
         logger.info(
             "Building %s to %s: %d rounds of %d numbers, one every %d simulated minutes",
             covered[0],
             covered[-1],
             rounds,
-            len(numbers),
+            len(numbers.ids),
             every_minutes,
         )
-        async with Progress(rounds * len(numbers)) as progress:
+        async with Progress(rounds * len(numbers.ids)) as progress:
             for index in range(rounds):
                 at = start + index * step
                 await move_clocks(at)
                 found, _, changes = await poll_and_store(
-                    client, numbers, store, f"demo-{at:%Y%m%dT%H%M}", len(numbers) or 1, progress
+                    client,
+                    numbers.ids,
+                    store,
+                    f"demo-{at:%Y%m%dT%H%M}",
+                    len(numbers.ids) or 1,
+                    progress,
+                    numbers.known_ids,
                 )
                 counts.update(found)
                 alerts.update(changes)

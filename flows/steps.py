@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -19,8 +20,8 @@ from prefect.exceptions import ObjectNotFound
 from kapso_health.tasks.alerts import STATE_COLUMNS, emit_state_changes, state_changes
 from kapso_health.tasks.client import KapsoClient
 from kapso_health.tasks.fetch import clean_ids, numbers_table, poll_numbers
-from kapso_health.tasks.flatten import flatten_polls
-from kapso_health.tasks.last_observations import last_observations
+from kapso_health.tasks.flatten import NumberIds, flatten_polls, number_ids, polled_id_column
+from kapso_health.tasks.last_observations import last_observations, recent_number_ids
 from kapso_health.tasks.limiter import SharedBudget
 from kapso_health.tasks.poll import PollResult
 from kapso_health.tasks.storage import ParquetStore
@@ -98,15 +99,27 @@ async def shared_budget(name: str) -> SharedBudget | None:
     return SharedBudget(name, batch)
 
 
+@dataclass(frozen=True)
+class Numbers:
+    """The numbers of a run: the ids to poll (in the flavour's id space), both ids of each
+    where a listing knows them, and the `numbers` files written when they were discovered."""
+
+    ids: list[str]
+    known_ids: dict[str, NumberIds]
+    written: list[str]
+
+
 async def resolve_numbers(
     client: KapsoClient, ids: list[str] | None, store: ParquetStore, run_id: str
-) -> tuple[list[str], list[str]]:
-    """The ids to poll, and the `numbers` files written when they were discovered."""
+) -> Numbers:
+    """The given ids (both ids from the last two days' listings), or every listed number."""
+    flavour = client.settings.flavour
     if ids is not None:
-        return clean_ids(ids), []
+        return Numbers(clean_ids(ids), recent_number_ids(store, client.clock(), flavour), [])
     numbers = await discover_numbers(client, run_id)
     written = await append_tables(store, {"numbers": numbers}, run_id, "numbers")
-    return clean_ids(numbers.column("config_id").to_pylist()), written
+    polled = clean_ids(numbers.column(polled_id_column(flavour)).drop_null().to_pylist())
+    return Numbers(polled, number_ids(numbers, flavour), written)
 
 
 async def poll_and_store(
@@ -116,15 +129,18 @@ async def poll_and_store(
     run_id: str,
     chunk_size: int,
     progress: Progress,
+    known_ids: Mapping[str, NumberIds] | None = None,
 ) -> tuple[Counter, set[str], Counter]:
     """(outcome, status) counts, the files written, and the state-change events emitted."""
-    # Chunks run a few at a time: enough to keep the in-flight budget busy at chunk edges.
+    flavour = client.settings.flavour
+    polled_column = polled_id_column(flavour)
     last = last_observations(
-        store, client.clock(), exclude_run=run_id, columns=STATE_COLUMNS
+        store, client.clock(), exclude_run=run_id, columns=[*STATE_COLUMNS, "phone_number_id"]
     ).to_pylist()
     previous = {row["config_id"]: row["checked_at"] for row in last if row["checked_at"]}
     states = {row["config_id"]: row for row in last}
-    skip_until = {row["config_id"]: row["retry_after"] for row in last if row["retry_after"]}
+    skip_until = {row[polled_column]: row["retry_after"] for row in last if row["retry_after"]}
+    # Chunks run a few at a time: enough to keep the in-flight budget busy at chunk edges.
     chunks = [numbers[i : i + chunk_size] for i in range(0, len(numbers), chunk_size)]
     parallel = asyncio.Semaphore(max(2, -(-client.settings.max_in_flight // chunk_size) + 1))
     counts: Counter[tuple[str, str | None]] = Counter()
@@ -136,7 +152,7 @@ async def poll_and_store(
         async with parallel:
             part = f"c{index:05d}"
             polled = await fetch_chunk(client, chunk, part, skip_until, progress.add)
-            flat = flatten_polls(polled, run_id, previous)
+            flat = flatten_polls(polled, run_id, previous, flavour, known_ids)
             written.update(await append_tables(store, flat.tables(), run_id, part))
             changes = state_changes(states, flat.polls)
             emit_state_changes(changes)
@@ -146,7 +162,7 @@ async def poll_and_store(
                     flat.polls["outcome"].to_pylist(), flat.polls["status"].to_pylist(), strict=True
                 )
             )
-            polled_ids.extend(flat.polls["config_id"].to_pylist())
+            polled_ids.extend(flat.polls[polled_column].to_pylist())
 
     await asyncio.gather(*(run_chunk(i, chunk) for i, chunk in enumerate(chunks)))
     if sorted(polled_ids) != sorted(numbers):

@@ -27,7 +27,9 @@ from kapso_health.tasks.vocabulary import Outcome
 
 META_ERROR_CODE = re.compile(r'"code"\s*(?:=>|:)\s*(\d{1,18})')
 _EMPTY: dict = {}
-_PARENT_COLUMNS = ("run_id", "config_id", "polled_at", "checked_at")
+_PARENT_COLUMNS = ("run_id", "config_id", "phone_number_id", "polled_at", "checked_at")
+_NO_IDS: tuple[None, None] = (None, None)
+NumberIds = tuple[str | None, str | None]  # (Kapso's config id, Meta's phone number id)
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,16 +50,28 @@ def flatten_polls(
     results: Sequence[PollResult],
     run_id: str,
     previous_checked_at: Mapping[str, datetime] | None = None,
+    flavour: str = "legacy",
+    known_ids: Mapping[str, NumberIds] | None = None,
 ) -> FlatPolls:
-    """Flatten poll results; a body whose (number, `timestamp`) was already seen is a repeat."""
+    """Flatten poll results; a body whose (number, `timestamp`) was already seen is a repeat.
+
+    Every row carries both ids of its number: `config_id` (Kapso's) and `phone_number_id`
+    (Meta's, the column to join on across flavours). The polled id is one of them (per
+    `flavour`); the other comes from the body or from `known_ids` (see `number_ids`). A
+    Platform number whose config id is unknown keeps its phone number id as `config_id`.
+    """
     with _gc_paused():
-        return _flatten(results, run_id, previous_checked_at or {})
+        return _flatten(results, run_id, previous_checked_at or {}, flavour, known_ids or {})
 
 
 def _flatten(
-    results: Sequence[PollResult], run_id: str, previous_checked_at: Mapping[str, datetime]
+    results: Sequence[PollResult],
+    run_id: str,
+    previous_checked_at: Mapping[str, datetime],
+    flavour: str,
+    known_ids: Mapping[str, NumberIds],
 ) -> FlatPolls:
-    poll_rows: list[tuple] = []
+    poll_rows: list[dict] = []
     check_rows: list[tuple] = []
     entity_rows: list[tuple] = []
     for index, result in enumerate(results):
@@ -65,36 +79,62 @@ def _flatten(
         if result.outcome is Outcome.OK and type(body) is dict:
             checks = body.get("checks")
             checks = checks if type(checks) is dict else _EMPTY
-            poll_rows.append(_ok_poll_row(result, body, checks))
+            row = _ok_poll_row(result, body, checks)
             _add_check_rows(check_rows, entity_rows, index, checks)
         else:
-            poll_rows.append(_other_poll_row(result))
+            row = _other_poll_row(result)
+        config_id, phone_number_id = known_ids.get(result.number_id, _NO_IDS)
+        if flavour == "platform":
+            row["config_id"] = config_id or result.number_id
+            row["phone_number_id"] = result.number_id
+        else:
+            row["config_id"] = result.number_id
+            row["phone_number_id"] = row.get("phone_number_id") or phone_number_id
+        poll_rows.append(row)
     polls = _poll_table(poll_rows, run_id, previous_checked_at)
     return FlatPolls(
         polls=polls,
         checks=_child_table(check_rows, polls, schemas.CHECKS, _CHECK_CONVERTERS),
         entities=_child_table(entity_rows, polls, schemas.ENTITIES, _ENTITY_CONVERTERS),
-        raw=_raw_table(results, run_id),
+        raw=_raw_table(results, polls),
     )
 
 
 def flatten_numbers(
     items: Iterable[Mapping[str, Any]], flavour: str, run_id: str, listed_at: datetime
 ) -> pa.Table:
-    """Flatten list-endpoint items into the `numbers` dimension table (ids kept as text)."""
+    """Flatten list-endpoint items into the `numbers` dimension table (ids kept as text):
+    `config_id` is Kapso's config id and `phone_number_id` Meta's, in both flavours."""
     platform = flavour == "platform"
     rows = []
     for item in items:
+        config_id = item.get("internal_id") if platform else item.get("id")
         fixed = {
             "run_id": run_id,
             "listed_at": listed_at,
             "flavour": flavour,
-            "config_id": item.get("id"),
-            "internal_id": item.get("internal_id") if platform else item.get("id"),
+            "config_id": config_id,
+            "internal_id": config_id,
             "phone_number_id": item.get("id") if platform else item.get("phone_number_id"),
         }
         rows.append(tuple(fixed.get(name, item.get(name)) for name in schemas.NUMBERS.names))
     return _typed_table(rows, schemas.NUMBERS, {})
+
+
+def polled_id_column(flavour: str) -> str:
+    """The `numbers` column holding the id a flavour's health endpoint takes."""
+    return "phone_number_id" if flavour == "platform" else "config_id"
+
+
+def number_ids(numbers: pa.Table, flavour: str) -> dict[str, NumberIds]:
+    """Polled id → (config id, phone number id), from `numbers` rows (newest last wins)."""
+    polled = numbers.column(polled_id_column(flavour)).to_pylist()
+    pairs = zip(
+        numbers.column("config_id").to_pylist(),
+        numbers.column("phone_number_id").to_pylist(),
+        strict=True,
+    )
+    return {number: ids for number, ids in zip(polled, pairs, strict=True) if number}
 
 
 @contextmanager
@@ -127,62 +167,62 @@ def body_error(body: Any) -> str | None:
     return _text(error)
 
 
-def _ok_poll_row(result: PollResult, body: dict, checks: dict) -> tuple:
+def _ok_poll_row(result: PollResult, body: dict, checks: dict) -> dict[str, Any]:
+    """A `polls` row (by column name) of a poll that brought a health body."""
     access = _details(checks.get("phone_number_access"))
     messaging = checks.get("messaging_health")
     messaging = messaging if type(messaging) is dict else _EMPTY
     messaging_details = _details(messaging)
     webhook = _details(checks.get("webhook_subscription"))
     passed = [_passed(check) for check in checks.values()]
-    return (
-        result.config_id,
-        result.polled_at,
-        body.get("timestamp"),
-        "ok",
-        result.http_status,
-        result.attempts,
-        result.latency_ms,
-        body.get("status"),
-        body_error(body),
-        body.get("retry_after"),
-        access.get("quality_rating"),
-        access.get("verified_name"),
-        access.get("display_phone_number"),
-        access.get("id"),
-        access.get("status"),
-        access.get("throughput_tier"),
-        _details(checks.get("phone_number_connection")).get("status"),
-        messaging.get("overall_status") or messaging_details.get("overall_status"),
-        messaging_details.get("can_send_message"),
-        webhook.get("subscribed"),
-        webhook.get("app_id"),
-        webhook.get("subscribed_fields"),
-        _details(checks.get("webhook_verified")).get("verified_at"),
-        len(checks),
-        sum(1 for value in passed if value is False),
-        *[_passed(checks[name]) if name in checks else None for name in schemas.KNOWN_CHECKS],
-    )
+    return {
+        "polled_at": result.polled_at,
+        "checked_at": body.get("timestamp"),
+        "outcome": "ok",
+        "http_status": result.http_status,
+        "attempts": result.attempts,
+        "latency_ms": result.latency_ms,
+        "status": body.get("status"),
+        "error": body_error(body),
+        "retry_after": body.get("retry_after"),
+        "quality_rating": access.get("quality_rating"),
+        "verified_name": access.get("verified_name"),
+        "display_phone_number": access.get("display_phone_number"),
+        "phone_number_id": access.get("id"),
+        "phone_status": access.get("status"),
+        "throughput_tier": access.get("throughput_tier"),
+        "connection_status": _details(checks.get("phone_number_connection")).get("status"),
+        "messaging_status": messaging.get("overall_status")
+        or messaging_details.get("overall_status"),
+        "can_send_message": messaging_details.get("can_send_message"),
+        "webhook_subscribed": webhook.get("subscribed"),
+        "webhook_app_id": webhook.get("app_id"),
+        "webhook_subscribed_fields": webhook.get("subscribed_fields"),
+        "webhook_verified_at": _details(checks.get("webhook_verified")).get("verified_at"),
+        "checks_total": len(checks),
+        "checks_failed": sum(1 for value in passed if value is False),
+        **{
+            f"passed_{name}": _passed(checks[name])
+            for name in schemas.KNOWN_CHECKS
+            if name in checks
+        },
+    }
 
 
-def _other_poll_row(result: PollResult) -> tuple:
+def _other_poll_row(result: PollResult) -> dict[str, Any]:
     """A poll with no health body: failed, skipped, or an `ok` whose body is not an object."""
     ok = result.outcome is Outcome.OK
-    return (
-        result.config_id,
-        result.polled_at,
-        None,
-        result.outcome.value,
-        result.http_status,
-        result.attempts,
-        result.latency_ms,
-        None,
-        result.error,
-        result.retry_after,
-        *[None] * 13,
-        0 if ok else None,
-        0 if ok else None,
-        *[None] * len(schemas.KNOWN_CHECKS),
-    )
+    return {
+        "polled_at": result.polled_at,
+        "outcome": result.outcome.value,
+        "http_status": result.http_status,
+        "attempts": result.attempts,
+        "latency_ms": result.latency_ms,
+        "error": result.error,
+        "retry_after": result.retry_after,
+        "checks_total": 0 if ok else None,
+        "checks_failed": 0 if ok else None,
+    }
 
 
 def _add_check_rows(check_rows: list, entity_rows: list, parent: int, checks: dict) -> None:
@@ -217,8 +257,8 @@ def _entity_row(parent: int, entity: Any) -> tuple:
     )
 
 
-def _poll_table(rows: list[tuple], run_id: str, previous: Mapping[str, datetime]) -> pa.Table:
-    columns = dict(zip(_POLL_ROW_FIELDS, _transpose(rows, len(_POLL_ROW_FIELDS)), strict=True))
+def _poll_table(rows: list[dict], run_id: str, previous: Mapping[str, datetime]) -> pa.Table:
+    columns = {name: [row.get(name) for row in rows] for name in _POLL_ROW_FIELDS}
     arrays = {
         name: _convert(values, schemas.POLLS.field(name).type, _POLL_CONVERTERS.get(name))
         for name, values in columns.items()
@@ -242,9 +282,11 @@ def _child_table(
     return pa.Table.from_arrays([arrays[name] for name in schema.names], schema=schema)
 
 
-def _raw_table(results: Sequence[PollResult], run_id: str) -> pa.Table:
-    rows = [(run_id, r.config_id, r.polled_at, r.http_status, r.raw) for r in results]
-    return _typed_table(rows, schemas.RAW, {})
+def _raw_table(results: Sequence[PollResult], polls: pa.Table) -> pa.Table:
+    arrays = {name: polls.column(name) for name in _PARENT_COLUMNS if name != "checked_at"}
+    arrays["http_status"] = polls.column("http_status")
+    arrays["body"] = pa.array([r.raw for r in results], pa.binary())
+    return pa.table([arrays[name] for name in schemas.RAW.names], schema=schemas.RAW)
 
 
 def _typed_table(rows: list[tuple], schema: pa.Schema, converters: dict[str, Callable]) -> pa.Table:

@@ -1,4 +1,5 @@
-"""The newest observation of each number: what a collection compares new polls against."""
+"""What the history last knew of each number: its newest observation (what a collection compares
+new polls against) and both its ids from recent listings."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from datetime import datetime, timedelta
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from kapso_health.tasks.flatten import NumberIds, number_ids
 from kapso_health.tasks.storage import ParquetStore
 
 
@@ -38,3 +40,12 @@ def last_observations(
     return polls.join(
         newest, ["config_id", "polled_at"], ["config_id", "polled_at_max"], join_type="inner"
     ).select(wanted)
+
+
+def recent_number_ids(
+    store: ParquetStore, now: datetime, flavour: str, days: int = 2
+) -> dict[str, NumberIds]:
+    """Polled id → (config id, phone number id) from the last `days` days' listings."""
+    listed = store.read_arrow("numbers", (now - timedelta(days=days)).date(), now.date())
+    listed = listed.filter(pc.equal(listed.column("flavour"), flavour))
+    return number_ids(listed.sort_by("listed_at"), flavour)

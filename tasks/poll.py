@@ -11,7 +11,7 @@ from kapso_health.tasks.vocabulary import Outcome
 
 @dataclass(slots=True)
 class PollResult:
-    config_id: str
+    number_id: str  # as polled: Kapso's config id (legacy) or Meta's phone number id (Platform)
     polled_at: datetime
     outcome: Outcome
     http_status: int | None = None

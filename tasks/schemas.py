@@ -62,6 +62,7 @@ CHECKS = pa.schema(
     [
         ("run_id", pa.string()),
         ("config_id", pa.string()),
+        ("phone_number_id", pa.string()),
         ("polled_at", TIMESTAMP),
         ("checked_at", TIMESTAMP),
         ("check_name", pa.string()),
@@ -77,6 +78,7 @@ ENTITIES = pa.schema(
     [
         ("run_id", pa.string()),
         ("config_id", pa.string()),
+        ("phone_number_id", pa.string()),
         ("polled_at", TIMESTAMP),
         ("checked_at", TIMESTAMP),
         ("entity_type", pa.string()),
@@ -92,6 +94,7 @@ RAW = pa.schema(
     [
         ("run_id", pa.string()),
         ("config_id", pa.string()),
+        ("phone_number_id", pa.string()),
         ("polled_at", TIMESTAMP),
         ("http_status", pa.int16()),
         ("body", pa.binary()),

@@ -45,7 +45,7 @@ def test_ten_thousand_bodies_flatten_and_store_without_drift(tmp_path: Path, fig
             assert table.schema == schemas.TABLES[name]  # no drift, whatever came in
             store.write(name, table, "prop", "c0")
         polls = store.read_arrow("polls")
-        assert sorted(polls["config_id"].to_pylist()) == sorted(r.config_id for r in results)
+        assert sorted(polls["config_id"].to_pylist()) == sorted(r.number_id for r in results)
         assert store.read_arrow("raw").num_rows == len(bodies)
         for name, table in tables.items():
             back = store.read_arrow(name)

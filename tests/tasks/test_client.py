@@ -214,7 +214,7 @@ async def test_404_is_recorded_once_not_retried(router: respx.MockRouter) -> Non
 async def test_ids_are_sent_as_text_and_escaped(router: respx.MockRouter) -> None:
     route = router.get(f"{BASE}/whatsapp_configs/a%2Fb%3F/health").respond(200, json=HEALTHY)
     result = await poll(router, number="a/b?")
-    assert result.outcome is Outcome.OK and route.called and result.config_id == "a/b?"
+    assert result.outcome is Outcome.OK and route.called and result.number_id == "a/b?"
 
 
 async def test_platform_flavour_url(router: respx.MockRouter) -> None:
@@ -223,7 +223,7 @@ async def test_platform_flavour_url(router: respx.MockRouter) -> None:
         200, json=HEALTHY
     )
     result = await poll(router, number="0106540352242922", base_url=base, flavour="platform")
-    assert route.called and result.config_id == "0106540352242922"
+    assert route.called and result.number_id == "0106540352242922"
 
 
 def test_failure_outcome_reads_the_cause_chain() -> None:

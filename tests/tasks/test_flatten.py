@@ -9,8 +9,15 @@ from pathlib import Path
 import orjson
 import pytest
 
+from kapso_health.simulator.fleet import Fleet
 from kapso_health.tasks import schemas
-from kapso_health.tasks.flatten import body_error, flatten_numbers, flatten_polls, meta_error_code
+from kapso_health.tasks.flatten import (
+    body_error,
+    flatten_numbers,
+    flatten_polls,
+    meta_error_code,
+    number_ids,
+)
 from kapso_health.tasks.poll import PollResult
 from kapso_health.tasks.vocabulary import Outcome
 
@@ -250,15 +257,41 @@ def test_flatten_numbers_both_flavours() -> None:
     ]
     p = flatten_numbers(platform, "platform", "r1", listed_at).to_pylist()[0]
     lg = flatten_numbers(legacy, "legacy", "r1", listed_at).to_pylist()[0]
-    assert (p["config_id"], p["internal_id"], p["phone_number_id"]) == (
-        "106540352242922",
-        "3f1c",
-        "106540352242922",
-    )
-    assert (lg["config_id"], lg["internal_id"], lg["phone_number_id"]) == (
-        "3f1c",
-        "3f1c",
-        "106540352242922",
+    ids = ("config_id", "internal_id", "phone_number_id")
+    # One key per number across flavours: Kapso's config id and Meta's phone number id.
+    assert (
+        tuple(p[c] for c in ids)
+        == tuple(lg[c] for c in ids)
+        == (
+            "3f1c",
+            "3f1c",
+            "106540352242922",
+        )
     )
     assert p["customer_id"] is None and lg["customer_id"] == "cus-1"
     assert p["business_account_id"] == "102290129340398"
+
+
+def test_a_legacy_and_a_platform_poll_of_one_number_join_on_phone_number_id() -> None:
+    fleet = Fleet(3, seed=4)
+    number = fleet.numbers[0]
+    now = datetime(2026, 3, 1, 12, tzinfo=UTC)
+    flat = {}
+    for flavour in ("legacy", "platform"):
+        listing = flatten_numbers(fleet.list_page(flavour, 1, 100)["data"], flavour, "r", now)
+        body = fleet.health(number, flavour, now.timestamp())
+        body["checks"]["phone_number_access"]["details"].pop("id")  # ids can be missing
+        polled = PollResult(number.id_for(flavour), now, Outcome.OK, 200, 1, 50.0, body)
+        flat[flavour] = flatten_polls(
+            [polled], "r", flavour=flavour, known_ids=number_ids(listing, flavour)
+        )
+    legacy, platform = (flat[f].polls.to_pandas() for f in ("legacy", "platform"))
+    joined = legacy.merge(platform, on="phone_number_id", suffixes=("_legacy", "_platform"))
+    assert len(joined) == 1
+    assert joined["phone_number_id"][0] == number.phone_number_id
+    assert joined["config_id_legacy"][0] == joined["config_id_platform"][0] == number.config_id
+    for name in ("checks", "entities", "raw"):
+        for table in (flat["legacy"], flat["platform"]):
+            rows = getattr(table, name)
+            assert set(rows.column("phone_number_id").to_pylist()) <= {number.phone_number_id}
+            assert set(rows.column("config_id").to_pylist()) <= {number.config_id}

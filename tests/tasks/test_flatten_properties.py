@@ -107,7 +107,7 @@ def test_any_bodies_flatten_to_typed_rows(bodies: list) -> None:
     flat = flatten_polls(results, "prop")
     for name, table in flat.tables().items():
         assert table.schema == schemas.TABLES[name]
-    assert flat.polls["config_id"].to_pylist() == [r.config_id for r in results]
+    assert flat.polls["config_id"].to_pylist() == [r.number_id for r in results]
     expected_checks = sum(
         len(b["checks"])
         for b in bodies
