@@ -45,6 +45,24 @@ def main(argv: list[str] | None = None) -> int:
         return args.handler(args)
     except KeyboardInterrupt:
         return 130
+    except Exception as exc:
+        code = _exit_code(exc)
+        if code is None:
+            raise
+        print(f"kapso-health: {exc}", file=sys.stderr)
+        return code
+
+
+def _exit_code(exc: Exception) -> int | None:
+    """The exit code of an error the user can act on (its message says how); None: a bug."""
+    from kapso_health.tasks.client import KapsoAuthError, KapsoListError
+    from kapso_health.tasks.storage import StorageError
+
+    if isinstance(exc, KapsoAuthError):
+        return EXIT_AUTH
+    if isinstance(exc, MissingApiKeyError | KapsoListError | StorageError | ValueError | OSError):
+        return EXIT_FAILED
+    return None
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -181,35 +199,26 @@ def _ids(args: argparse.Namespace) -> list[str] | None:
 
 def _collect(args: argparse.Namespace) -> int:
     from kapso_health.flows.collect import collect_health
-    from kapso_health.tasks.client import KapsoAuthError, KapsoListError
-    from kapso_health.tasks.storage import StorageError
 
-    try:
-        ids = _ids(args)
-        _require_key(args)
-        summary = asyncio.run(
-            collect_health(
-                ids=ids,
-                base_url=args.base_url,
-                flavour=args.flavour,
-                storage=args.storage,
-                rate_per_second=args.rate_per_second,
-                rate_per_minute=args.rate_per_minute,
-                max_in_flight=args.max_in_flight,
-                chunk_size=args.chunk_size,
-                timeout_seconds=args.timeout,
-                max_attempts=args.max_attempts,
-                api_key_secret=args.api_key_secret,
-                run_id=args.run_id,
-                global_limit=args.global_limit,
-            )
+    ids = _ids(args)
+    _require_key(args)
+    summary = asyncio.run(
+        collect_health(
+            ids=ids,
+            base_url=args.base_url,
+            flavour=args.flavour,
+            storage=args.storage,
+            rate_per_second=args.rate_per_second,
+            rate_per_minute=args.rate_per_minute,
+            max_in_flight=args.max_in_flight,
+            chunk_size=args.chunk_size,
+            timeout_seconds=args.timeout,
+            max_attempts=args.max_attempts,
+            api_key_secret=args.api_key_secret,
+            run_id=args.run_id,
+            global_limit=args.global_limit,
         )
-    except KapsoAuthError as exc:
-        print(f"kapso-health: {exc}", file=sys.stderr)
-        return EXIT_AUTH
-    except (MissingApiKeyError, KapsoListError, StorageError, ValueError, OSError) as exc:
-        print(f"kapso-health: {exc}", file=sys.stderr)
-        return EXIT_FAILED
+    )
     _print_summary(summary)
     return 0
 
@@ -241,57 +250,44 @@ def _audit(args: argparse.Namespace) -> int:
     from rich.progress import Progress
 
     from kapso_health.flows.audit import audit_numbers, audit_table
-    from kapso_health.tasks.client import KapsoAuthError, KapsoListError
     from kapso_health.tasks.settings import connection_settings, require_api_key
 
     console = Console()
-    try:
-        _require_key(args)
-        settings = connection_settings(
-            require_api_key(args.api_key_secret),
-            args.flavour,
-            args.base_url,
-            args.rate_per_second,
-            args.rate_per_minute,
-            args.max_in_flight,
-            args.timeout,
-            args.max_attempts,
-        )
-        with Progress(console=Console(stderr=True), transient=True) as progress:
-            bar = progress.add_task("polling", total=None)
-            flat = asyncio.run(
-                audit_numbers(
-                    settings,
-                    args.numbers,
-                    on_total=lambda total: progress.update(bar, total=total),
-                    on_result=lambda _: progress.advance(bar),
-                )
+    _require_key(args)
+    settings = connection_settings(
+        require_api_key(args.api_key_secret),
+        args.flavour,
+        args.base_url,
+        args.rate_per_second,
+        args.rate_per_minute,
+        args.max_in_flight,
+        args.timeout,
+        args.max_attempts,
+    )
+    with Progress(console=Console(stderr=True), transient=True) as progress:
+        bar = progress.add_task("polling", total=None)
+        flat = asyncio.run(
+            audit_numbers(
+                settings,
+                args.numbers,
+                on_total=lambda total: progress.update(bar, total=total),
+                on_result=lambda _: progress.advance(bar),
             )
-    except KapsoAuthError as exc:
-        print(f"kapso-health: {exc}", file=sys.stderr)
-        return EXIT_AUTH
-    except (MissingApiKeyError, KapsoListError, ValueError, OSError) as exc:
-        print(f"kapso-health: {exc}", file=sys.stderr)
-        return EXIT_FAILED
+        )
     console.print(audit_table(flat))
     return 0
 
 
 def _report(args: argparse.Namespace) -> int:
     from kapso_health.flows.report import daily_report
-    from kapso_health.tasks.storage import StorageError
 
-    try:
-        summary = daily_report(
-            day=args.day,
-            to=args.to,
-            storage=args.storage,
-            max_gap_minutes=args.max_gap_minutes,
-            out=args.out,
-        )
-    except (StorageError, ValueError, OSError) as exc:
-        print(f"kapso-health: {exc}", file=sys.stderr)
-        return EXIT_FAILED
+    summary = daily_report(
+        day=args.day,
+        to=args.to,
+        storage=args.storage,
+        max_gap_minutes=args.max_gap_minutes,
+        out=args.out,
+    )
     _print_report(summary)
     return 0
 
@@ -351,13 +347,8 @@ def _shared_limit(args: argparse.Namespace) -> int:
 
 def _compact(args: argparse.Namespace) -> int:
     from kapso_health.flows.compact import compact_history
-    from kapso_health.tasks.storage import StorageError
 
-    try:
-        summary = compact_history(storage=args.storage, before=args.before)
-    except (StorageError, OSError) as exc:
-        print(f"kapso-health: {exc}", file=sys.stderr)
-        return EXIT_FAILED
+    summary = compact_history(storage=args.storage, before=args.before)
     merged = ", ".join(f"{name} {count}" for name, count in summary["files_merged"].items())
     print(f"Compacted {summary['table_days']} table-days before {summary['before']}: {merged}")
     return 0
@@ -368,7 +359,6 @@ def _demo(args: argparse.Namespace) -> int:
     from kapso_health.flows.report import daily_report
     from kapso_health.simulator.process import running_simulator
     from kapso_health.simulator.server import SimulatorConfig
-    from kapso_health.tasks.storage import StorageError
 
     config = SimulatorConfig(
         numbers=args.numbers,
@@ -385,27 +375,23 @@ def _demo(args: argparse.Namespace) -> int:
         file=sys.stderr,
     )
     logging.getLogger("prefect.task_runs").setLevel(logging.WARNING)  # 2 tasks a round
-    try:
-        with _simulator_key(), running_simulator(config) as simulator:
-            history = asyncio.run(
-                demo_history(
-                    simulator_url=simulator.url,
-                    storage=args.storage,
-                    days=args.days,
-                    every_minutes=args.every_minutes,
-                )
+    with _simulator_key(), running_simulator(config) as simulator:
+        history = asyncio.run(
+            demo_history(
+                simulator_url=simulator.url,
+                storage=args.storage,
+                days=args.days,
+                every_minutes=args.every_minutes,
             )
-        days = [date.fromisoformat(day) for day in history["days"]]
-        print(
-            f"Collected {history['numbers']} polls in {history['rounds']} rounds "
-            f"in {history['seconds']} s: "
-            + ", ".join(f"{k} {v}" for k, v in history["outcomes"].items()),
-            file=sys.stderr,
         )
-        report = daily_report(day=days[0], to=days[-1], storage=args.storage)
-    except (StorageError, ValueError, OSError) as exc:
-        print(f"kapso-health: {exc}", file=sys.stderr)
-        return EXIT_FAILED
+    days = [date.fromisoformat(day) for day in history["days"]]
+    print(
+        f"Collected {history['numbers']} polls in {history['rounds']} rounds "
+        f"in {history['seconds']} s: "
+        + ", ".join(f"{k} {v}" for k, v in history["outcomes"].items()),
+        file=sys.stderr,
+    )
+    report = daily_report(day=days[0], to=days[-1], storage=args.storage)
     _print_report(report)
     return 0
 

@@ -53,7 +53,7 @@ def test_bad_configuration_gives_clear_errors_or_empty_results(tmp_path: Path, f
     with running_simulator(SimulatorConfig(numbers=100, api_key="the-right-key")) as simulator:
         done, seconds = cli(["collect", "--base-url", simulator.base_url()], tmp_path)
         message = record("missing API key", done, seconds)
-        assert done.returncode == 1 and "KAPSO_API_KEY is not set" in message
+        assert done.returncode == 1 and "no Kapso API key: set KAPSO_API_KEY" in message
 
         done, seconds = cli(
             ["collect", "--base-url", simulator.base_url(), "--storage", str(tmp_path / "w")],
