@@ -27,7 +27,7 @@ from kapso_health.tasks.vocabulary import Outcome
 
 META_ERROR_CODE = re.compile(r'"code"\s*(?:=>|:)\s*(\d{1,18})')
 _EMPTY: dict = {}
-_PARENT_COLUMNS = ("run_id", "config_id", "phone_number_id", "polled_at", "checked_at")
+_PARENT_COLUMNS = ("run_id", "project", "config_id", "phone_number_id", "polled_at", "checked_at")
 _NO_IDS: tuple[None, None] = (None, None)
 NumberIds = tuple[str | None, str | None]  # (Kapso's config id, Meta's phone number id)
 
@@ -52,6 +52,7 @@ def flatten_polls(
     previous_checked_at: Mapping[str, datetime] | None = None,
     flavour: str = "legacy",
     known_ids: Mapping[str, NumberIds] | None = None,
+    project: str = schemas.DEFAULT_PROJECT,
 ) -> FlatPolls:
     """Flatten poll results; a body whose (number, `timestamp`) was already seen is a repeat.
 
@@ -61,7 +62,9 @@ def flatten_polls(
     Platform number whose config id is unknown keeps its phone number id as `config_id`.
     """
     with _gc_paused():
-        return _flatten(results, run_id, previous_checked_at or {}, flavour, known_ids or {})
+        return _flatten(
+            results, run_id, previous_checked_at or {}, flavour, known_ids or {}, project
+        )
 
 
 def _flatten(
@@ -70,6 +73,7 @@ def _flatten(
     previous_checked_at: Mapping[str, datetime],
     flavour: str,
     known_ids: Mapping[str, NumberIds],
+    project: str,
 ) -> FlatPolls:
     poll_rows: list[dict] = []
     check_rows: list[tuple] = []
@@ -91,7 +95,7 @@ def _flatten(
             row["config_id"] = result.number_id
             row["phone_number_id"] = row.get("phone_number_id") or phone_number_id
         poll_rows.append(row)
-    polls = _poll_table(poll_rows, run_id, previous_checked_at)
+    polls = _poll_table(poll_rows, run_id, project, previous_checked_at)
     return FlatPolls(
         polls=polls,
         checks=_child_table(check_rows, polls, schemas.CHECKS, _CHECK_CONVERTERS),
@@ -101,7 +105,11 @@ def _flatten(
 
 
 def flatten_numbers(
-    items: Iterable[Mapping[str, Any]], flavour: str, run_id: str, listed_at: datetime
+    items: Iterable[Mapping[str, Any]],
+    flavour: str,
+    run_id: str,
+    listed_at: datetime,
+    project: str = schemas.DEFAULT_PROJECT,
 ) -> pa.Table:
     """Flatten list-endpoint items into the `numbers` dimension table (ids kept as text):
     `config_id` is Kapso's config id and `phone_number_id` Meta's, in both flavours."""
@@ -111,6 +119,7 @@ def flatten_numbers(
         config_id = item.get("internal_id") if platform else item.get("id")
         fixed = {
             "run_id": run_id,
+            "project": project,
             "listed_at": listed_at,
             "flavour": flavour,
             "config_id": config_id,
@@ -257,13 +266,16 @@ def _entity_row(parent: int, entity: Any) -> tuple:
     )
 
 
-def _poll_table(rows: list[dict], run_id: str, previous: Mapping[str, datetime]) -> pa.Table:
+def _poll_table(
+    rows: list[dict], run_id: str, project: str, previous: Mapping[str, datetime]
+) -> pa.Table:
     columns = {name: [row.get(name) for row in rows] for name in _POLL_ROW_FIELDS}
     arrays = {
         name: _convert(values, schemas.POLLS.field(name).type, _POLL_CONVERTERS.get(name))
         for name, values in columns.items()
     }
     arrays["run_id"] = pa.repeat(pa.scalar(run_id, pa.string()), len(rows))
+    arrays["project"] = pa.repeat(pa.scalar(project, pa.string()), len(rows))
     arrays["is_repeat"] = _repeats(columns["config_id"], arrays["checked_at"], previous)
     return pa.Table.from_arrays(
         [arrays[name] for name in schemas.POLLS.names], schema=schemas.POLLS
@@ -429,7 +441,7 @@ _COERCE: dict[pa.DataType, Callable[[Any], Any]] = {
 }
 
 _POLL_ROW_FIELDS = tuple(
-    name for name in schemas.POLLS.names if name not in ("run_id", "is_repeat")
+    name for name in schemas.POLLS.names if name not in ("run_id", "project", "is_repeat")
 )
 _POLL_CONVERTERS: dict[str, Callable] = {"webhook_subscribed_fields": _list}
 _CHECK_CONVERTERS: dict[str, Callable] = {"details": _details_json}

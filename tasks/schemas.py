@@ -28,6 +28,7 @@ ENTITY_ERROR = pa.struct(
 POLLS = pa.schema(
     [
         ("run_id", pa.string()),
+        ("project", pa.string()),
         ("config_id", pa.string()),
         ("polled_at", TIMESTAMP),
         ("checked_at", TIMESTAMP),
@@ -61,6 +62,7 @@ POLLS = pa.schema(
 CHECKS = pa.schema(
     [
         ("run_id", pa.string()),
+        ("project", pa.string()),
         ("config_id", pa.string()),
         ("phone_number_id", pa.string()),
         ("polled_at", TIMESTAMP),
@@ -77,6 +79,7 @@ CHECKS = pa.schema(
 ENTITIES = pa.schema(
     [
         ("run_id", pa.string()),
+        ("project", pa.string()),
         ("config_id", pa.string()),
         ("phone_number_id", pa.string()),
         ("polled_at", TIMESTAMP),
@@ -93,6 +96,7 @@ ENTITIES = pa.schema(
 RAW = pa.schema(
     [
         ("run_id", pa.string()),
+        ("project", pa.string()),
         ("config_id", pa.string()),
         ("phone_number_id", pa.string()),
         ("polled_at", TIMESTAMP),
@@ -104,6 +108,7 @@ RAW = pa.schema(
 NUMBERS = pa.schema(
     [
         ("run_id", pa.string()),
+        ("project", pa.string()),
         ("listed_at", TIMESTAMP),
         ("flavour", pa.string()),
         ("config_id", pa.string()),
@@ -120,6 +125,10 @@ NUMBERS = pa.schema(
         ("status", pa.string()),
     ]
 )
+
+DEFAULT_PROJECT = "default"  # the project of a single-project run, and of rows from before
+# Columns added after files were already written: rows of older files read with this value.
+COLUMN_DEFAULTS: dict[str, str] = {"project": DEFAULT_PROJECT}
 
 TABLES: dict[str, pa.Schema] = {
     "polls": POLLS,

@@ -22,7 +22,7 @@ import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 from fsspec.implementations.local import LocalFileSystem
 
-from kapso_health.tasks.schemas import TABLES, to_pandas
+from kapso_health.tasks.schemas import COLUMN_DEFAULTS, TABLES, to_pandas
 
 DATE_COLUMN = {
     "polls": "polled_at",
@@ -234,7 +234,7 @@ class ParquetStore:
             )
             schema = _dictionary_schema(schema)
         dataset = ds.dataset(files, schema=schema, format=file_format, filesystem=self.fs)
-        return dataset.to_table(columns=columns)
+        return _with_defaults(dataset.to_table(columns=columns))
 
     def read(
         self,
@@ -271,6 +271,20 @@ def _run_of(path: str) -> str:
     if name.startswith(".") and name.endswith(".tmp"):
         name = name[1:].rsplit(".", 2)[0]
     return name.removesuffix(".parquet").rsplit("-", 1)[0]
+
+
+def _with_defaults(table: pa.Table) -> pa.Table:
+    """Nulls of a column older files lack (`COLUMN_DEFAULTS`) read as its default."""
+    for name, default in COLUMN_DEFAULTS.items():
+        if name not in table.column_names or table.column(name).null_count == 0:
+            continue
+        column = table.column(name)
+        encoded = pa.types.is_dictionary(column.type)
+        plain = column.cast(column.type.value_type) if encoded else column
+        filled = pc.fill_null(plain, default)
+        filled = pc.dictionary_encode(filled).cast(column.type) if encoded else filled
+        table = table.set_column(table.column_names.index(name), name, filled)
+    return table
 
 
 def _dictionary_schema(schema: pa.Schema) -> pa.Schema:

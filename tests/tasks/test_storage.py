@@ -12,7 +12,7 @@ import pytest
 from kapso_health.tasks.flatten import flatten_polls
 from kapso_health.tasks.last_observations import last_observations
 from kapso_health.tasks.poll import PollResult
-from kapso_health.tasks.schemas import POLLS
+from kapso_health.tasks.schemas import DEFAULT_PROJECT, POLLS
 from kapso_health.tasks.storage import ParquetStore, StorageError
 from kapso_health.tasks.vocabulary import Outcome
 
@@ -88,6 +88,23 @@ def test_older_files_missing_new_columns_read_as_null(tmp_path: Path) -> None:
     frame = store.read("polls")
     assert list(frame.columns) == POLLS.names
     assert frame["throughput_tier"].isna().all() and len(frame) == 2
+
+
+@pytest.mark.parametrize("dictionary", [False, True])
+def test_rows_from_before_projects_read_as_the_default_project(
+    tmp_path: Path, dictionary: bool
+) -> None:
+    store = ParquetStore(str(tmp_path))
+    results = [PollResult("n1", NOON, Outcome.TIMEOUT)]
+    store.write("polls", flatten_polls(results, "run-new", project="acme").polls, "run-new", "c0")
+    old = polls_for([NOON]).drop_columns(["project"])
+    pq.write_table(old, tmp_path / "polls" / "date=2025-03-01" / "run-old-c0.parquet")
+    table = store.read_arrow("polls", columns=["run_id", "project"], dictionary=dictionary)
+    projects = dict(zip(*table.to_pydict().values(), strict=True))
+    assert {run: str(project) for run, project in projects.items()} == {
+        "run-new": "acme",
+        "run-1": DEFAULT_PROJECT,
+    }
 
 
 def test_any_fsspec_url_works(tmp_path: Path) -> None:
