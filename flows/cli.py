@@ -24,7 +24,9 @@ from kapso_health.tasks.settings import (
     MISSING_KEY,
     RATE_PER_MINUTE,
     RATE_PER_SECOND,
+    SCHEDULE_MINUTES,
     TIMEOUT_SECONDS,
+    WINDOW_MINUTES,
     MissingApiKeyError,
 )
 
@@ -56,11 +58,13 @@ def main(argv: list[str] | None = None) -> int:
 def _exit_code(exc: Exception) -> int | None:
     """The exit code of an error the user can act on (its message says how); None: a bug."""
     from kapso_health.tasks.client import KapsoAuthError, KapsoListError
+    from kapso_health.tasks.projects import ProjectsFailedError
     from kapso_health.tasks.storage import StorageError
 
     if isinstance(exc, KapsoAuthError):
         return EXIT_AUTH
-    if isinstance(exc, MissingApiKeyError | KapsoListError | StorageError | ValueError | OSError):
+    usage = MissingApiKeyError | KapsoListError | ProjectsFailedError | StorageError
+    if isinstance(exc, usage | ValueError | OSError):
         return EXIT_FAILED
     return None
 
@@ -71,9 +75,11 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="kapso-health", description=__doc__)
     commands = parser.add_subparsers(dest="command")
 
-    collect = commands.add_parser("collect", help="poll every number once into the Parquet history")
+    collect = commands.add_parser(
+        "collect", help="poll the numbers into the Parquet history (all once, or a rolling window)"
+    )
     _add_connection_arguments(collect)
-    collect.add_argument("--ids-file", type=Path, help="file with one number id per line")
+    _add_fleet_arguments(collect, window=None, interval=None)
     _add_storage_argument(collect)
     collect.add_argument("--chunk-size", type=int, default=CHUNK_SIZE)
     collect.add_argument("--run-id", default=None, help="re-running a run id replaces its files")
@@ -83,6 +89,13 @@ def _parser() -> argparse.ArgumentParser:
         help="Prefect global rate limit shared with other runs (see `shared-limit`)",
     )
     collect.set_defaults(handler=_collect)
+
+    plan = commands.add_parser(
+        "plan", help="the capacity of each project at its budget (no health requests)"
+    )
+    _add_connection_arguments(plan)
+    _add_fleet_arguments(plan, window=WINDOW_MINUTES, interval=SCHEDULE_MINUTES)
+    plan.set_defaults(handler=_plan)
 
     audit = commands.add_parser("audit", help="poll some numbers now and print a table")
     _add_connection_arguments(audit)
@@ -148,8 +161,33 @@ def _add_storage_argument(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _add_fleet_arguments(
+    parser: argparse.ArgumentParser, window: float | None, interval: float | None
+) -> None:
+    parser.add_argument("--ids-file", type=Path, help="file with one number id per line")
+    parser.add_argument(
+        "--window-minutes",
+        type=float,
+        default=window,
+        metavar="M",
+        help="a rolling run: the most due numbers first, as many as M minutes of budget allow"
+        + (f" (default: {window:g}, the scheduled deployment's)" if window else ""),
+    )
+    parser.add_argument(
+        "--interval-minutes",
+        type=float,
+        default=interval,
+        metavar="M",
+        help="how often runs come: warns when the fleet cannot be covered that often"
+        + (f" (default: {interval:g})" if interval else ""),
+    )
+    parser.add_argument(
+        "--projects", metavar="FILE", help="several Kapso projects (TOML or YAML; see README)"
+    )
+
+
 def _add_connection_arguments(parser: argparse.ArgumentParser) -> None:
-    if parser.prog.endswith("collect"):
+    if parser.prog.endswith(("collect", "plan")):
         parser.add_argument("--ids", nargs="+", metavar="ID", help="default: every listed number")
     parser.add_argument("--base-url", help="API root with version prefix (default per flavour)")
     parser.add_argument("--flavour", choices=("legacy", "platform"), default="legacy")
@@ -168,7 +206,10 @@ def _add_connection_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _require_key(args: argparse.Namespace) -> None:
-    """No key at all fails at once, before Prefect starts: the simulator is never implicit."""
+    """No key at all fails at once, before Prefect starts: the simulator is never implicit.
+    (A projects file names each project's key.)"""
+    if getattr(args, "projects", None):
+        return
     if not os.environ.get(API_KEY_ENV, "").strip() and not args.api_key_secret:
         raise MissingApiKeyError(MISSING_KEY)
 
@@ -217,9 +258,24 @@ def _collect(args: argparse.Namespace) -> int:
             api_key_secret=args.api_key_secret,
             run_id=args.run_id,
             global_limit=args.global_limit,
+            window_minutes=args.window_minutes,
+            interval_minutes=args.interval_minutes,
+            projects=args.projects,
         )
     )
     _print_summary(summary)
+    return 0
+
+
+def _plan(args: argparse.Namespace) -> int:
+    from kapso_health.flows.plan import fleet_capacity
+
+    ids = _ids(args)
+    _require_key(args)
+    for name, room in asyncio.run(fleet_capacity(args, ids)):
+        print(f"{name}: {room.line()}")
+        if (warning := room.warning()) is not None:
+            print(f"{name}: WARNING: {warning}")
     return 0
 
 
@@ -238,6 +294,10 @@ def _print_summary(summary: dict) -> None:
             table.add_row(label, value, str(count))
     console = Console()
     console.print(table)
+    for name, part in summary["projects"].items():
+        if "capacity" in part:
+            reached = f"{part['numbers']:,} of {part['planned']:,} planned polled"
+            console.print(f"Project {name}: {part['capacity']['line']} ({reached}).")
     console.print(
         f"Run {summary['run_id']}: {summary['requests']} requests, "
         f"{summary['rate_limited_responses']} answered 429.\n"

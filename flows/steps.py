@@ -4,10 +4,11 @@ wrap the building blocks of `tasks/`, polling and storing in chunks, progress, t
 from __future__ import annotations
 
 import asyncio
+import time
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
-from datetime import datetime
+from dataclasses import asdict, dataclass
+from datetime import datetime, timedelta
 from typing import Any
 
 import pyarrow as pa
@@ -17,23 +18,27 @@ from prefect.cache_policies import NO_CACHE
 from prefect.client.orchestration import get_client
 from prefect.exceptions import ObjectNotFound
 
-from kapso_health.tasks.alerts import STATE_COLUMNS, emit_state_changes, state_changes
+from kapso_health.tasks.alerts import emit_state_changes, state_changes
 from kapso_health.tasks.client import KapsoClient
 from kapso_health.tasks.fetch import clean_ids, numbers_table, poll_numbers
 from kapso_health.tasks.flatten import NumberIds, flatten_polls, number_ids, polled_id_column
-from kapso_health.tasks.last_observations import last_observations, recent_number_ids
+from kapso_health.tasks.last_observations import last_observations, last_seen, recent_number_ids
 from kapso_health.tasks.limiter import SharedBudget
+from kapso_health.tasks.plan import capacity, plan_polls
 from kapso_health.tasks.poll import PollResult
+from kapso_health.tasks.projects import Project
+from kapso_health.tasks.schemas import DEFAULT_PROJECT
+from kapso_health.tasks.settings import ConnectionSettings
 from kapso_health.tasks.storage import ParquetStore
-from kapso_health.tasks.vocabulary import Outcome
+from kapso_health.tasks.vocabulary import STATE_COLUMNS, Outcome
 
 PROGRESS_EVERY_SECONDS = 5.0
 
 
 @task(name="discover-numbers", cache_policy=NO_CACHE, retries=0)
-async def discover_numbers(client: KapsoClient, run_id: str) -> pa.Table:
+async def discover_numbers(client: KapsoClient, run_id: str, project: str) -> pa.Table:
     """The project's numbers (retries happen per page inside the client)."""
-    return await numbers_table(client, run_id)
+    return await numbers_table(client, run_id, project)
 
 
 @task(name="fetch-chunk", cache_policy=NO_CACHE, retries=0, task_run_name="fetch-{part}")
@@ -110,13 +115,17 @@ class Numbers:
 
 
 async def resolve_numbers(
-    client: KapsoClient, ids: list[str] | None, store: ParquetStore, run_id: str
+    client: KapsoClient,
+    ids: list[str] | None,
+    store: ParquetStore,
+    run_id: str,
+    project: str = DEFAULT_PROJECT,
 ) -> Numbers:
     """The given ids (both ids from the last two days' listings), or every listed number."""
     flavour = client.settings.flavour
     if ids is not None:
         return Numbers(clean_ids(ids), recent_number_ids(store, client.clock(), flavour), [])
-    numbers = await discover_numbers(client, run_id)
+    numbers = await discover_numbers(client, run_id, project)
     written = await append_tables(store, {"numbers": numbers}, run_id, "numbers")
     polled = clean_ids(numbers.column(polled_id_column(flavour)).drop_null().to_pylist())
     return Numbers(polled, number_ids(numbers, flavour), written)
@@ -130,8 +139,11 @@ async def poll_and_store(
     chunk_size: int,
     progress: Progress,
     known_ids: Mapping[str, NumberIds] | None = None,
+    project: str = DEFAULT_PROJECT,
 ) -> tuple[Counter, set[str], Counter]:
-    """(outcome, status) counts, the files written, and the state-change events emitted."""
+    """(outcome, status) counts, the files written, and the state-change events emitted.
+    Every number reached has exactly one row; with the client's `stop_at`, the numbers not
+    reached by then have none (the next run has them first)."""
     flavour = client.settings.flavour
     polled_column = polled_id_column(flavour)
     last = last_observations(
@@ -152,7 +164,7 @@ async def poll_and_store(
         async with parallel:
             part = f"c{index:05d}"
             polled = await fetch_chunk(client, chunk, part, skip_until, progress.add)
-            flat = flatten_polls(polled, run_id, previous, flavour, known_ids)
+            flat = flatten_polls(polled, run_id, previous, flavour, known_ids, project)
             written.update(await append_tables(store, flat.tables(), run_id, part))
             changes = state_changes(states, flat.polls)
             emit_state_changes(changes)
@@ -165,9 +177,97 @@ async def poll_and_store(
             polled_ids.extend(flat.polls[polled_column].to_pylist())
 
     await asyncio.gather(*(run_chunk(i, chunk) for i, chunk in enumerate(chunks)))
-    if sorted(polled_ids) != sorted(numbers):
+    reached = Counter(polled_ids)
+    if (
+        max(reached.values(), default=1) > 1
+        or not set(reached) <= set(numbers)
+        or (client.stop_at is None and len(reached) != len(numbers))
+    ):
         raise RuntimeError("internal error: not every number got exactly one poll result")
     return counts, written, alerts
+
+
+async def collect_project(
+    project: Project,
+    settings: ConnectionSettings,
+    store: ParquetStore,
+    run_id: str,
+    chunk_size: int,
+    window_minutes: float | None,
+    interval_minutes: float | None,
+    global_limit: str | None,
+) -> ProjectRun:
+    """One project's collection: its numbers, its capacity, the plan (with a window: the due
+    numbers first, cut to the window's budget), then polling and storing."""
+    logger = get_run_logger()
+    started = time.monotonic()
+    shared = await shared_budget(global_limit) if global_limit else None
+    async with KapsoClient(settings, shared=shared) as client:
+        numbers = await resolve_numbers(client, project.ids, store, run_id, project.name)
+        room = capacity(
+            len(numbers.ids), settings.rate_per_minute, window_minutes, interval_minutes
+        )
+        logger.info("Project %s: %s", project.name, room.line())
+        if (warning := room.warning()) is not None:
+            logger.warning("Project %s: %s", project.name, warning)
+        planned = numbers.ids
+        if window_minutes is not None:
+            now = client.clock()
+            key = polled_id_column(settings.flavour)
+            seen = last_seen(store, now, key, project.name, exclude_run=run_id)
+            cadence = timedelta(minutes=room.cadence_minutes or 0)
+            planned = plan_polls(
+                numbers.ids, seen, now, settings.rate_per_minute, window_minutes, cadence
+            )
+            client.stop_at = now + timedelta(minutes=window_minutes)
+        logger.info(
+            "Project %s: polling %d of %d numbers at %s (%s flavour)",
+            project.name,
+            len(planned),
+            len(numbers.ids),
+            settings.base_url,
+            settings.flavour,
+        )
+        async with Progress(len(planned)) as progress:
+            counts, written, alerts = await poll_and_store(
+                client,
+                planned,
+                store,
+                run_id,
+                chunk_size,
+                progress,
+                numbers.known_ids,
+                project.name,
+            )
+        summary = run_summary(
+            run_id,
+            counts,
+            alerts,
+            client.limiter.requests,
+            client.limiter.throttled,
+            time.monotonic() - started,
+            store.url,
+        )
+        summary.update(
+            project=project.name,
+            capacity=asdict(room) | {"line": room.line()},
+            planned=len(planned),
+            not_reached=len(planned) - summary["numbers"],
+            shared_limit_batches=shared.batches if shared else 0,
+            shared_limit_batch_size=shared.batch if shared else 0,
+            attempts_by_outcome=dict(sorted(client.attempt_outcomes.items())),
+        )
+        return ProjectRun(summary, {*written, *numbers.written}, client.auth_failure)
+
+
+@dataclass(frozen=True)
+class ProjectRun:
+    """What a project's collection gives the flow: its summary, the files it wrote, and the
+    refusal of its key (its rows are stored; the flow fails after every project ran)."""
+
+    summary: dict[str, Any]
+    written: set[str]
+    error: Exception | None = None
 
 
 class Progress:

@@ -14,9 +14,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from kapso_health.tasks.vocabulary import ASPECTS, worse
-
-STATE_COLUMNS = [column for column, _ in ASPECTS.values()]
+from kapso_health.tasks.vocabulary import ASPECTS, STATE_COLUMNS, worse
 
 
 @dataclass(frozen=True)

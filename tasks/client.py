@@ -7,6 +7,7 @@ import random
 import time
 from collections import Counter
 from collections.abc import Callable
+from datetime import datetime
 from typing import Any
 
 import aiohttp
@@ -67,6 +68,7 @@ class KapsoClient:
             follow_redirects=False,
         )
         self.auth_failure: KapsoAuthError | None = None  # set by the first 401/403
+        self.stop_at: datetime | None = None  # a rolling run's window end: no new polls after
         self.attempt_outcomes: Counter[str] = Counter()  # every health request's outcome
 
     async def __aenter__(self) -> KapsoClient:
@@ -75,11 +77,12 @@ class KapsoClient:
     async def __aexit__(self, *exc: object) -> None:
         await self._http.aclose()
 
-    async def poll(self, number_id: str) -> PollResult:
+    async def poll(self, number_id: str) -> PollResult | None:
         """Poll one number's health, retrying transient failures; never raises for a number.
 
         After a 401/403 (`auth_failure`), every poll resolves at once as `unauthorized`
-        without a request: the run stops, and every number still gets its row.
+        without a request: the run stops, and every number still gets its row. A poll whose
+        first request would start after `stop_at` is not made (None): the next run has it.
         """
         result = PollResult(number_id, self.clock(), Outcome.OK)
         url = self.settings.health_url(number_id)
@@ -91,6 +94,8 @@ class KapsoClient:
                     return self._unauthorized(result)
                 if attempt == 1:
                     result.polled_at = self.clock()  # when it left, not when it queued
+                    if self.stop_at is not None and result.polled_at >= self.stop_at:
+                        return None
                 response = await self._send(url, result)
                 if response is not None:
                     self.limiter.observe(sent_at, response.status_code, response.headers)

@@ -14,6 +14,7 @@ import pyarrow as pa
 from kapso_health.tasks.client import KapsoClient
 from kapso_health.tasks.flatten import flatten_numbers
 from kapso_health.tasks.poll import PollResult
+from kapso_health.tasks.schemas import DEFAULT_PROJECT
 from kapso_health.tasks.vocabulary import Outcome
 
 _BAD_ID = re.compile(r"[\x00-\x1f\x7f]")
@@ -46,10 +47,11 @@ async def poll_numbers(
     skip_until: Mapping[str, datetime] | None = None,
     on_result: Callable[[PollResult], None] | None = None,
 ) -> list[PollResult]:
-    """One result per id, in order: polled, or skipped while Kapso backs off the number."""
+    """One result per id, in order: polled, or skipped while Kapso backs off the number. Ids
+    not reached before the client's `stop_at` (a rolling run's window end) have none."""
     skip_until = skip_until or {}
 
-    async def one(number_id: str) -> PollResult:
+    async def one(number_id: str) -> PollResult | None:
         until = skip_until.get(number_id)
         now = client.clock()
         if until is not None and until > now:
@@ -62,14 +64,17 @@ async def poll_numbers(
             )
         else:
             result = await client.poll(number_id)
-        if on_result is not None:
+        if on_result is not None and result is not None:
             on_result(result)
         return result
 
-    return list(await asyncio.gather(*(one(number_id) for number_id in ids)))
+    results = await asyncio.gather(*(one(number_id) for number_id in ids))
+    return [result for result in results if result is not None]
 
 
-async def numbers_table(client: KapsoClient, run_id: str) -> pa.Table:
+async def numbers_table(
+    client: KapsoClient, run_id: str, project: str = DEFAULT_PROJECT
+) -> pa.Table:
     """Every number of the project from the list endpoint, as the `numbers` dimension table."""
     items = await client.list_numbers()
-    return flatten_numbers(items, client.settings.flavour, run_id, client.clock())
+    return flatten_numbers(items, client.settings.flavour, run_id, client.clock(), project)

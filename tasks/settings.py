@@ -35,6 +35,8 @@ MAX_ATTEMPTS = 4
 CHUNK_SIZE = 500  # numbers per Prefect task run (a task run costs milliseconds)
 MAX_GAP_MINUTES = 30  # how long one observation holds in the report
 GLOBAL_LIMIT_NAME = "kapso-health-api"
+SCHEDULE_MINUTES = 15.0  # the scheduled collection's interval (prefect.yaml: */15)
+WINDOW_MINUTES = 14.5  # its rolling window: the interval less half a minute, so runs never overlap
 
 
 class ApiKey:
@@ -81,9 +83,10 @@ def require_api_key(secret_block: str | None = None) -> ApiKey:
     return key
 
 
-def api_key_from(secret_block: str | None = None) -> ApiKey | None:
-    """`KAPSO_API_KEY`, else the named Prefect Secret block, else None."""
-    value = os.environ.get(API_KEY_ENV)
+def api_key_from(secret_block: str | None = None, env: str | None = API_KEY_ENV) -> ApiKey | None:
+    """The environment variable `env` (`KAPSO_API_KEY`), else the named Prefect Secret block,
+    else None."""
+    value = os.environ.get(env) if env else None
     if value and value.strip():
         return ApiKey(value)
     if secret_block:

@@ -78,6 +78,7 @@ ASPECTS: dict[str, tuple[str, Callable[[Any], int | None]]] = {
     "phone_status": ("phone_status", _phone_status_rank),
 }
 ASPECT_OF_COLUMN = {column: aspect for aspect, (column, _) in ASPECTS.items()}
+STATE_COLUMNS = list(ASPECT_OF_COLUMN)  # the `polls` columns that hold a number's state
 
 
 def rank(aspect: str, value: Any) -> int | None:
