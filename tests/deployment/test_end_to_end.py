@@ -22,6 +22,7 @@ from prefect.settings import PREFECT_API_URL, temporary_settings
 
 from kapso_health.simulator.fleet import Fleet
 from kapso_health.simulator.process import running_simulator
+from kapso_health.simulator.server import Project as SimulatedProject
 from kapso_health.simulator.server import SimulatorConfig
 from kapso_health.tasks.storage import ParquetStore
 from tests.prefect_events import stored_events
@@ -29,8 +30,7 @@ from tests.prefect_events import stored_events
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
-KEY = "sk-deployment-test-9c41"
-NUMBERS = 30
+PROJECTS = {"acme": ("sk-deployment-acme-51d0", 30, 4), "beta": ("sk-deployment-beta-7e2a", 12, 5)}
 FAST = {"rate_per_second": 50, "rate_per_minute": 3000}  # the simulator's limits, raised
 
 
@@ -133,37 +133,51 @@ def test_deploy_from_prefect_yaml_and_run_with_a_worker(
     api_url, env = prefect_server
     storage = tmp_path / "history"
     config = SimulatorConfig(
-        numbers=NUMBERS, seed=4, api_key=KEY, rate_per_second=50, rate_per_minute=3000
+        projects=[
+            SimulatedProject(name, (key,), numbers, seed, rate_per_second=50, rate_per_minute=3000)
+            for name, (key, numbers, seed) in PROJECTS.items()
+        ]
     )
-    listed = sorted(n.config_id for n in Fleet(NUMBERS, 4).numbers if n.profile != "deleted")
+    listed = {
+        name: sorted(n.config_id for n in Fleet(numbers, seed).numbers if n.profile != "deleted")
+        for name, (_, numbers, seed) in PROJECTS.items()
+    }
     with running_simulator(config) as simulator:
+        projects = tmp_path / "projects.yaml"
+        projects.write_text(
+            "projects:\n"
+            + "".join(
+                f"  - name: {name}\n    api_key_secret: kapso-key-{name}\n"
+                f"    base_url: {simulator.base_url()}\n"
+                for name in PROJECTS
+            )
+        )
         prefect = str(BIN / "prefect")
         run([prefect, "work-pool", "create", "kapso-health", "--type", "process"], env)
         run([prefect, "variable", "set", "kapso_health_storage", str(storage)], env)
-        run([prefect, "variable", "set", "kapso_health_base_url", simulator.base_url()], env)
-        run(
-            [
-                sys.executable,
-                "-c",
-                f"from prefect.blocks.system import Secret; "
-                f"Secret(value={KEY!r}).save('kapso-api-key')",
-            ],
-            env,
+        run([prefect, "variable", "set", "kapso_health_projects", str(projects)], env)
+        secrets = "; ".join(
+            f"Secret(value={key!r}).save('kapso-key-{name}')"
+            for name, (key, _, _) in PROJECTS.items()
         )
-        shared = run(
-            [
-                str(BIN / "kapso-health"),
-                "shared-limit",
-                "--rate-per-second",
-                "50",
-                "--rate-per-minute",
-                "3000",
-            ],
-            env,
-        )
-        assert "Global rate limit 'kapso-health-api': 25 slots" in shared
+        run([sys.executable, "-c", f"from prefect.blocks.system import Secret; {secrets}"], env)
+        for name in PROJECTS:
+            shared = run(
+                [
+                    str(BIN / "kapso-health"),
+                    "shared-limit",
+                    "--name",
+                    f"kapso-health-api-{name}",
+                    "--rate-per-second",
+                    "50",
+                    "--rate-per-minute",
+                    "3000",
+                ],
+                env,
+            )
+            assert f"Global rate limit 'kapso-health-api-{name}': 25 slots" in shared
         deployed = run([prefect, "deploy", "--all", "--no-prompt"], env)
-        assert KEY not in deployed
+        assert not any(key in deployed for key, _, _ in PROJECTS.values())
         worker = start(
             [prefect, "worker", "start", "--pool", "kapso-health"], env, tmp_path / "worker.log"
         )
@@ -173,17 +187,25 @@ def test_deploy_from_prefect_yaml_and_run_with_a_worker(
         finally:
             stop(worker)
     worker_log = (tmp_path / "worker.log").read_text()
-    assert KEY not in worker_log
+    assert not any(key in worker_log for key, _, _ in PROJECTS.values())
+    assert "Sharing the rate budget through global rate limit 'kapso-health-api-beta'" in (
+        worker_log
+    )
     collect, second, report, events = runs
     for flow_run in (collect, second, report):
         assert flow_run.state.is_completed(), worker_log[-4000:]
     polls = ParquetStore(str(storage)).read("polls")
-    assert sorted(polls["config_id"].unique()) == listed
-    assert polls.groupby("run_id").size().tolist() == [len(listed), len(listed)]
-    assert set(polls["run_id"]) == {str(collect.id), str(second.id)}
+    for name, ids in listed.items():
+        mine = polls[polls["project"] == name]
+        assert sorted(mine["config_id"].unique()) == ids
+        assert mine.groupby("run_id").size().to_dict() == {
+            f"{run.id}.{name}": len(ids) for run in (collect, second)
+        }
     day = datetime.now(UTC).date()
     availability = ParquetStore(str(storage)).read("reports/availability_daily", day, day)
-    assert sorted(availability["config_id"]) == listed
+    assert sorted(availability["config_id"]) == sorted(
+        id_ for ids in listed.values() for id_ in ids
+    )
     assert (storage / "reports" / "html" / f"kapso-health-{day}.html").is_file()
     assert events > 0
 

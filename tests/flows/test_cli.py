@@ -144,3 +144,21 @@ def test_malformed_ids_file_entries_are_a_clear_error(tmp_path: Path) -> None:
     )
     assert done.returncode == 1
     assert "malformed number ids" in done.stderr
+
+
+def test_plan_prints_the_capacity_line_without_a_health_request(tmp_path: Path) -> None:
+    with running_simulator(SimulatorConfig(numbers=2_100)) as simulator:
+        done = run_cli(
+            ["plan", "--base-url", simulator.base_url(), "--window-minutes", "14.5"],
+            tmp_path,
+            env={"KAPSO_API_KEY": "k"},
+            timeout=120,
+        )
+        counts = simulator.stats()["counts"]
+    assert done.returncode == 0, done.stderr
+    listed = len(listed_ids(2_100))
+    lines = done.stdout.splitlines()
+    assert lines[0].startswith(f"default: {listed:,} numbers at 60/min: each number every ~")
+    assert "a 14.5-min window allows 870 per run" in lines[0]
+    assert lines[1].startswith(f"default: WARNING: {listed:,} numbers cannot be covered every 15")
+    assert counts.get("health_requests", 0) == 0 and counts["list_requests"] == -(-listed // 100)
