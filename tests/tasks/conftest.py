@@ -1,12 +1,18 @@
-"""Fixtures of the task tests: a clock that only moves when the limiter sleeps."""
+"""Fixtures of the task tests: a clock that only moves when the limiter sleeps, and polls rows."""
 
 from __future__ import annotations
 
 import asyncio
 import math
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
+import pyarrow as pa
 import pytest
+
+from kapso_health.tasks.flatten import flatten_polls
+from kapso_health.tasks.poll import PollResult
+from kapso_health.tasks.vocabulary import Outcome
 
 
 class FakeClock:
@@ -33,3 +39,26 @@ class FakeClock:
 @pytest.fixture
 def clock() -> FakeClock:
     return FakeClock(datetime(2025, 1, 15, 10, tzinfo=UTC))
+
+
+@pytest.fixture
+def polls_for() -> Callable[..., pa.Table]:
+    """`polls_for(times, run_id="run-1", status="healthy")`: a polls table with one ok poll of
+    number `n{i}` at each of `times`."""
+
+    def polls(times: list[datetime], run_id: str = "run-1", status: str = "healthy") -> pa.Table:
+        results = [
+            PollResult(
+                f"n{i}",
+                at,
+                Outcome.OK,
+                200,
+                1,
+                5.0,
+                {"status": status, "timestamp": at.isoformat(), "retry_after": None},
+            )
+            for i, at in enumerate(times)
+        ]
+        return flatten_polls(results, run_id).polls
+
+    return polls
