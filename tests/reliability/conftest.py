@@ -14,6 +14,8 @@ from typing import Any
 
 import pytest
 
+from tests.reliability.children import child_env
+
 COMMAND = (
     "KAPSO_HEALTH_RELIABILITY_DOC=docs/reliability.md .venv/bin/python -m pytest tests/reliability"
 )
@@ -28,6 +30,12 @@ def figures(request: pytest.FixtureRequest) -> Callable[..., None]:
         FIGURES[request.node.name] = {"claim": claim, **numbers}
 
     return record
+
+
+@pytest.fixture
+def cli_env() -> Callable[[Path, dict[str, str]], dict[str, str]]:
+    """Children of the reliability tests talk to the session's Prefect server (`child_env`)."""
+    return lambda cwd, extra: child_env(**extra)
 
 
 @pytest.fixture(scope="session", autouse=True)
