@@ -24,10 +24,11 @@ FIGURES: dict[str, dict[str, Any]] = {}
 
 @pytest.fixture
 def figures(request: pytest.FixtureRequest) -> Callable[..., None]:
-    """`figures(claim, **numbers)`: what this test proved, with its numbers."""
+    """`figures(claim, **numbers)`: what this test proved, with its numbers. The cases of a
+    parametrised test share one entry (their test's name), each adding its numbers in turn."""
 
     def record(claim: str, **numbers: Any) -> None:
-        FIGURES[request.node.name] = {"claim": claim, **numbers}
+        FIGURES.setdefault(request.node.originalname, {"claim": claim}).update(numbers)
 
     return record
 
