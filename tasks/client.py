@@ -59,6 +59,7 @@ class KapsoClient:
             settings.rate_per_minute,
             settings.max_in_flight,
             shared=shared,
+            clock=clock,
         )
         self._http = httpx.AsyncClient(
             transport=transport
@@ -143,7 +144,7 @@ class KapsoClient:
                 self.raise_for_auth()
                 if response.status_code == 429:
                     await asyncio.sleep(
-                        retry_after_seconds(response.headers.get("retry-after"))
+                        retry_after_seconds(response.headers.get("retry-after"), self.clock())
                         or self._backoff(attempt)
                     )
                     continue

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 
 Clock = Callable[[], datetime]
+Sleep = Callable[[float], Awaitable[object]]  # asyncio.sleep, or a test's that moves its clock
 
 
 def utc_now() -> datetime:

@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import asyncio
 import math
-import time
 from bisect import bisect_right
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
+from datetime import datetime
 
+from kapso_health.tasks.clock import Clock, Sleep, utc_now
 from kapso_health.tasks.settings import MAX_IN_FLIGHT, RATE_PER_MINUTE, RATE_PER_SECOND
 
 HEADER_FAMILIES = {
@@ -119,7 +120,8 @@ class RateLimiter:
     """Shared by every request of a run; `async with limiter.slot()` around each request.
 
     With a `shared` budget, each request also takes a slot of the Prefect global rate limit
-    that other runs against the same project use too.
+    that other runs against the same project use too. Time is read from `clock` (the client's)
+    and waited with `sleep`; a test passes a clock that only `sleep` moves.
     """
 
     def __init__(
@@ -129,8 +131,12 @@ class RateLimiter:
         max_in_flight: int = MAX_IN_FLIGHT,
         margin_seconds: float = 0.05,
         shared: SharedBudget | None = None,
+        clock: Clock = utc_now,
+        sleep: Sleep = asyncio.sleep,
     ) -> None:
         self.shared = shared
+        self.clock = clock
+        self.sleep = sleep
         self.windows = {
             "second": Window(per_second, 1.0, margin_seconds),
             "minute": Window(per_minute, 60.0, margin_seconds),
@@ -153,11 +159,11 @@ class RateLimiter:
 
     async def _wait_for_budget(self) -> float:
         while True:
-            now = time.monotonic()
+            now = self.clock().timestamp()
             wait = max(self.paused_until - now, *(w.wait(now) for w in self.windows.values()))
             if wait <= 0:
                 break
-            await asyncio.sleep(wait)
+            await self.sleep(wait)
         for window in self.windows.values():
             window.record(now)
         self.requests += 1
@@ -165,7 +171,8 @@ class RateLimiter:
 
     def observe(self, sent_at: float, status: int, headers: Mapping[str, str]) -> None:
         """Learn from a response: advertised limits, remaining room, `Retry-After` on 429."""
-        now = time.monotonic()
+        at = self.clock()
+        now = at.timestamp()
         for name, (limit_header, remaining_header) in HEADER_FAMILIES.items():
             self.windows[name].reconcile(
                 _int(headers.get(limit_header)), _int(headers.get(remaining_header)), sent_at, now
@@ -175,7 +182,7 @@ class RateLimiter:
             self.windows["minute"].reconcile(general_limit, None, sent_at, now)
         if status == 429:
             self.throttled += 1
-            wait = retry_after_seconds(headers.get("retry-after"))
+            wait = retry_after_seconds(headers.get("retry-after"), at)
             self.pause(1.0 if wait is None else wait)
             self._widen_margin()
 
@@ -186,11 +193,11 @@ class RateLimiter:
 
     def pause(self, seconds: float) -> None:
         """Hold every request of the run for `seconds` from now."""
-        self.paused_until = max(self.paused_until, time.monotonic() + seconds)
+        self.paused_until = max(self.paused_until, self.clock().timestamp() + seconds)
 
 
-def retry_after_seconds(value: str | None) -> float | None:
-    """`Retry-After` in seconds, from delta-seconds or an HTTP date."""
+def retry_after_seconds(value: str | None, now: datetime | None = None) -> float | None:
+    """`Retry-After` in seconds, from delta-seconds or an HTTP date (counted from `now`)."""
     if not value:
         return None
     try:
@@ -203,7 +210,7 @@ def retry_after_seconds(value: str | None) -> float | None:
         moment = parsedate_to_datetime(value)
     except (TypeError, ValueError):
         return None
-    return max(0.0, moment.timestamp() - time.time())
+    return max(0.0, moment.timestamp() - (now or utc_now()).timestamp())
 
 
 def _int(value: str | None) -> int | None:

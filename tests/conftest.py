@@ -1,12 +1,17 @@
 """Shared test settings: async tests run on asyncio through anyio's pytest plugin; one Prefect
-test harness (a real local server on SQLite) for every flow test that asks for it."""
+test harness (a real local server on SQLite) for every flow test that asks for it; the
+`kapso-health` command run as a child process."""
 
 import os
-from collections.abc import Iterator
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+CliEnv = Callable[[Path, dict[str, str]], dict[str, str]]  # (cwd, extra) -> environment
 
 
 @pytest.fixture
@@ -21,3 +26,35 @@ def prefect_server() -> Iterator[None]:
     # Startup took 12-15 s on these machines; a loaded CI machine needs more.
     with prefect_test_harness(server_startup_timeout=180):
         yield
+
+
+@pytest.fixture
+def cli_env() -> CliEnv:
+    """`cli_env(cwd, extra)`: a child's environment without our Kapso and Prefect settings, with
+    a Prefect home of its own under `cwd` (the child starts its own temporary server)."""
+
+    def env(cwd: Path, extra: dict[str, str]) -> dict[str, str]:
+        base = {k: v for k, v in os.environ.items() if not k.startswith(("KAPSO_", "PREFECT_"))}
+        return {**base, "PREFECT_HOME": str(cwd / ".prefect"), **extra}
+
+    return env
+
+
+@pytest.fixture
+def run_cli(cli_env: CliEnv) -> Callable[..., subprocess.CompletedProcess]:
+    """`run_cli(args, cwd, env=None, timeout=300)`: `kapso-health ARGS` in a child process, in
+    `cwd`, with `cli_env` plus `env`; returns the finished process with its text output."""
+
+    def run(
+        args: list[str], cwd: Path, env: dict[str, str] | None = None, timeout: float = 300
+    ) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [sys.executable, "-m", "kapso_health.flows.cli", *args],
+            cwd=cwd,
+            env=cli_env(cwd, env or {}),
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
+
+    return run

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from datetime import date
 from pathlib import Path
 
@@ -24,24 +21,9 @@ def listed_ids(size: int) -> list[str]:
     return sorted(n.config_id for n in Fleet(size).numbers if n.profile != "deleted")
 
 
-def run_cli(
-    args: list[str], cwd: Path, env: dict[str, str] | None = None, timeout: float = 300
-) -> subprocess.CompletedProcess:
-    base = {k: v for k, v in os.environ.items() if not k.startswith(("KAPSO_", "PREFECT_"))}
-    base["PREFECT_HOME"] = str(cwd / ".prefect")
-    return subprocess.run(
-        [sys.executable, "-m", "kapso_health.flows.cli", *args],
-        cwd=cwd,
-        text=True,
-        capture_output=True,
-        env={**base, **(env or {})},
-        timeout=timeout,
-    )
-
-
 @pytest.mark.parametrize("command", ["collect", "audit"])
 def test_without_a_key_nothing_is_polled_not_even_the_simulator(
-    tmp_path: Path, command: str
+    tmp_path: Path, command: str, run_cli
 ) -> None:
     with running_simulator(SimulatorConfig(numbers=5)) as simulator:
         done = run_cli([command, "--base-url", simulator.base_url()], tmp_path, timeout=120)
@@ -53,7 +35,7 @@ def test_without_a_key_nothing_is_polled_not_even_the_simulator(
 
 
 def test_collect_against_the_simulator_writes_where_kapso_health_storage_says(
-    tmp_path: Path,
+    tmp_path: Path, run_cli
 ) -> None:
     with running_simulator(SimulatorConfig(numbers=25)) as simulator:
         done = run_cli(
@@ -71,7 +53,7 @@ def test_collect_against_the_simulator_writes_where_kapso_health_storage_says(
     assert f"{len(polls)} numbers in" in done.stdout
 
 
-def test_demo_builds_days_of_history_and_ends_with_the_report_page(tmp_path: Path) -> None:
+def test_demo_builds_days_of_history_and_ends_with_the_report_page(tmp_path: Path, run_cli) -> None:
     done = run_cli(
         ["demo", "--days", "2", "--every-minutes", "120", "--numbers", "6"], tmp_path, timeout=300
     )
@@ -101,7 +83,7 @@ def test_demo_builds_days_of_history_and_ends_with_the_report_page(tmp_path: Pat
     assert "SIMULATED" in title
 
 
-def test_audit_prints_a_table_of_every_listed_number(tmp_path: Path) -> None:
+def test_audit_prints_a_table_of_every_listed_number(tmp_path: Path, run_cli) -> None:
     with running_simulator(SimulatorConfig(numbers=12)) as simulator:
         done = run_cli(
             ["audit", "--base-url", simulator.base_url()],
@@ -115,7 +97,7 @@ def test_audit_prints_a_table_of_every_listed_number(tmp_path: Path) -> None:
     assert sorted(line.split("│")[1].strip() for line in rows) == listed_ids(12)
 
 
-def test_wrong_key_fails_fast_with_a_clear_message_and_no_key(tmp_path: Path) -> None:
+def test_wrong_key_fails_fast_with_a_clear_message_and_no_key(tmp_path: Path, run_cli) -> None:
     key = "sk-wrong-key-7d1e0b"
     with running_simulator(SimulatorConfig(numbers=100, api_key="right")) as simulator:
         done = run_cli(
@@ -133,7 +115,7 @@ def test_wrong_key_fails_fast_with_a_clear_message_and_no_key(tmp_path: Path) ->
     )  # the first refusal ends it: no retries, no health requests
 
 
-def test_malformed_ids_file_entries_are_a_clear_error(tmp_path: Path) -> None:
+def test_malformed_ids_file_entries_are_a_clear_error(tmp_path: Path, run_cli) -> None:
     ids = tmp_path / "ids.txt"
     ids.write_text("good-id\n" + "x" * 300 + "\n")
     done = run_cli(
@@ -146,7 +128,7 @@ def test_malformed_ids_file_entries_are_a_clear_error(tmp_path: Path) -> None:
     assert "malformed number ids" in done.stderr
 
 
-def test_plan_prints_the_capacity_line_without_a_health_request(tmp_path: Path) -> None:
+def test_plan_prints_the_capacity_line_without_a_health_request(tmp_path: Path, run_cli) -> None:
     with running_simulator(SimulatorConfig(numbers=2_100)) as simulator:
         done = run_cli(
             ["plan", "--base-url", simulator.base_url(), "--window-minutes", "14.5"],

@@ -89,7 +89,6 @@ async def test_a_refused_key_stops_the_run_at_once(tmp_path: Path, api_key: str)
         numbers=500, api_key="the-right-key", rate_per_second=None, rate_per_minute=None
     )
     with running_simulator(config) as simulator:
-        started = time.monotonic()
         with pytest.raises(KapsoAuthError) as raised:
             await collect_health(
                 ids=[n.config_id for n in Fleet(500).numbers],
@@ -97,9 +96,7 @@ async def test_a_refused_key_stops_the_run_at_once(tmp_path: Path, api_key: str)
                 storage=str(tmp_path),
                 **FAST,
             )
-        elapsed = time.monotonic() - started
         requests = simulator.stats()["counts"].get("health_requests", 0)
-    assert elapsed < 5
     assert requests <= FAST["max_in_flight"]  # no retry storm: only what was already in flight
     assert api_key not in str(raised.value) and "401" in str(raised.value)
     polls = ParquetStore(str(tmp_path)).read("polls")  # yet every number has its row

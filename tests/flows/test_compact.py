@@ -11,7 +11,6 @@ from kapso_health.flows.compact import compact_history
 from kapso_health.simulator.history import write_day
 from kapso_health.tasks.schemas import TABLES
 from kapso_health.tasks.storage import ParquetStore
-from tests.flows.test_cli import run_cli
 
 pytestmark = pytest.mark.integration
 FIRST = date(2026, 4, 1)
@@ -49,7 +48,7 @@ def test_flow_compacts_days_before_the_cutoff_and_readers_see_the_same_rows(
     assert snapshot(store) == before
 
 
-def test_command_compacts_every_closed_day(tmp_path: Path) -> None:
+def test_command_compacts_every_closed_day(tmp_path: Path, run_cli) -> None:
     store = history(tmp_path / "data")
     before = snapshot(store)
     done = run_cli(["compact"], tmp_path, timeout=180)

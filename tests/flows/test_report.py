@@ -4,9 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import subprocess
-import sys
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
@@ -153,26 +150,9 @@ def test_a_day_without_data_gives_empty_tables_not_an_error(tmp_path: Path) -> N
     assert summary["fleet"] == []
 
 
-def test_report_command_prints_the_fleet_table(tmp_path: Path) -> None:
+def test_report_command_prints_the_fleet_table(tmp_path: Path, run_cli) -> None:
     write_history(tmp_path / "data", numbers=5)
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
-    env["PREFECT_HOME"] = str(tmp_path / ".prefect")
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "kapso_health.flows.cli",
-            "report",
-            "--day",
-            "2026-03-01",
-            "--storage",
-            str(tmp_path / "data"),
-        ],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=300,
-    )
+    done = run_cli(["report", "--day", "2026-03-01", "--storage", str(tmp_path / "data")], tmp_path)
     assert done.returncode == 0, done.stdout + done.stderr
     assert "2026-03-01" in done.stdout and "Report tables:" in done.stdout
     assert (tmp_path / "data" / "reports" / "html" / "kapso-health-2026-03-01.html").exists()

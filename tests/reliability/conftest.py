@@ -14,6 +14,8 @@ from typing import Any
 
 import pytest
 
+from tests.reliability.children import child_env
+
 COMMAND = (
     "KAPSO_HEALTH_RELIABILITY_DOC=docs/reliability.md .venv/bin/python -m pytest tests/reliability"
 )
@@ -22,12 +24,19 @@ FIGURES: dict[str, dict[str, Any]] = {}
 
 @pytest.fixture
 def figures(request: pytest.FixtureRequest) -> Callable[..., None]:
-    """`figures(claim, **numbers)`: what this test proved, with its numbers."""
+    """`figures(claim, **numbers)`: what this test proved, with its numbers. The cases of a
+    parametrised test share one entry (their test's name), each adding its numbers in turn."""
 
     def record(claim: str, **numbers: Any) -> None:
-        FIGURES[request.node.name] = {"claim": claim, **numbers}
+        FIGURES.setdefault(request.node.originalname, {"claim": claim}).update(numbers)
 
     return record
+
+
+@pytest.fixture
+def cli_env() -> Callable[[Path, dict[str, str]], dict[str, str]]:
+    """Children of the reliability tests talk to the session's Prefect server (`child_env`)."""
+    return lambda cwd, extra: child_env(**extra)
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -16,7 +16,7 @@ from kapso_health.tasks.flatten import flatten_polls
 from kapso_health.tasks.poll import PollResult
 from kapso_health.tasks.storage import ParquetStore
 from kapso_health.tasks.vocabulary import Outcome
-from tests.tasks.test_flatten_properties import JSON, SHAPED
+from tests.strategies import JSON, SHAPED
 
 BATCHES = st.lists(SHAPED | JSON, min_size=36, max_size=60)
 EXAMPLES = 320

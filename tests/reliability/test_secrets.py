@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import subprocess
-import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -15,21 +14,9 @@ from kapso_health.flows.collect import collect_health
 from kapso_health.simulator.process import running_simulator
 from kapso_health.simulator.server import Faults, SimulatorConfig
 from kapso_health.tasks.client import KapsoAuthError
-from tests.reliability.children import child_env
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("prefect_server")]
 KEY = "sk-LEAKCHECK-3f9a77c1e0"
-
-
-def cli(args: list[str], cwd: Path, key: str = KEY) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "kapso_health.flows.cli", *args],
-        cwd=cwd,
-        env=child_env(KAPSO_API_KEY=key, PREFECT_LOGGING_LEVEL="DEBUG"),
-        capture_output=True,
-        text=True,
-        timeout=180,
-    )
 
 
 async def server_texts() -> list[str]:
@@ -51,7 +38,13 @@ async def server_texts() -> list[str]:
     return texts
 
 
-def test_the_key_leaks_nowhere(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, figures) -> None:
+def test_the_key_leaks_nowhere(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, figures, run_cli
+) -> None:
+    def cli(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
+        env = {"KAPSO_API_KEY": KEY, "PREFECT_LOGGING_LEVEL": "DEBUG"}
+        return run_cli(args, cwd, env, timeout=180)
+
     storage = tmp_path / "data"
     faults = Faults(server_error=0.1, malformed=0.05, timeout=0.02, hang_seconds=2.0)
     config = SimulatorConfig(

@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import time
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from email.utils import format_datetime
 
 import aiohttp
@@ -77,19 +76,27 @@ async def test_sends_the_key_header_and_flattens_nothing_itself(router: respx.Mo
     ids=["health-family", "general-family"],
 )
 async def test_429_waits_for_retry_after_then_succeeds(
-    router: respx.MockRouter, headers: dict
+    router: respx.MockRouter, headers: dict, clock
 ) -> None:
-    route = health_route(router)
-    route.side_effect = [
-        httpx.Response(429, headers=headers, json={"error": "Rate limit exceeded"}),
-        httpx.Response(200, json=HEALTHY),
-    ]
-    started = time.monotonic()
-    async with client_for(router) as client:
+    answers = iter(
+        [
+            httpx.Response(429, headers=headers, json={"error": "Rate limit exceeded"}),
+            httpx.Response(200, json=HEALTHY),
+        ]
+    )
+    sent: list[float] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        sent.append(clock.seconds())
+        return next(answers)
+
+    health_route(router).side_effect = answer
+    limiter = RateLimiter(per_second=None, per_minute=None, clock=clock, sleep=clock.sleep)
+    transport = httpx.MockTransport(router.async_handler)
+    async with KapsoClient(settings(), limiter, transport, clock=clock) as client:
         result = await client.poll("cfg-1")
-        limiter = client.limiter
     assert result.outcome is Outcome.OK and result.attempts == 2
-    assert time.monotonic() - started >= 1.0
+    assert sent[1] - sent[0] == 1.0 and clock.slept == [1.0]  # Retry-After: 1, no more
     assert limiter.throttled == 1
     advertised = int(
         headers.get("X-Health-RateLimit-Minute-Limit", headers.get("X-RateLimit-Limit"))
@@ -104,10 +111,12 @@ async def test_429_exhausted_is_rate_limited(router: respx.MockRouter) -> None:
     assert result.http_status == 429
 
 
-def test_retry_after_accepts_seconds_and_http_dates() -> None:
+def test_retry_after_accepts_seconds_and_http_dates(clock) -> None:
     assert retry_after_seconds("7") == 7
-    later = format_datetime(datetime.now(UTC) + timedelta(seconds=30), usegmt=True)
-    assert 25 <= retry_after_seconds(later) <= 30
+    later = format_datetime(clock() + timedelta(seconds=30), usegmt=True)
+    assert retry_after_seconds(later, clock()) == 30
+    earlier = format_datetime(clock() - timedelta(seconds=30), usegmt=True)
+    assert retry_after_seconds(earlier, clock()) == 0
     assert retry_after_seconds("soon") is None and retry_after_seconds(None) is None
 
 
@@ -138,15 +147,21 @@ async def test_timeouts_are_retried_then_recorded(router: respx.MockRouter) -> N
 
 
 async def test_a_hanging_server_is_cut_by_the_client_timeout(router: respx.MockRouter) -> None:
+    answers: list[str] = []
+
     async def hang(request: httpx.Request) -> httpx.Response:
-        await asyncio.sleep(30)
+        try:
+            await asyncio.sleep(30)
+        except asyncio.CancelledError:
+            answers.append("cut")
+            raise
+        answers.append("answered")
         return httpx.Response(200, json=HEALTHY)
 
     health_route(router).side_effect = hang
-    started = time.monotonic()
     result = await poll(router, timeout_seconds=0.2, max_attempts=2)
-    assert result.outcome is Outcome.TIMEOUT
-    assert time.monotonic() - started < 5
+    assert (result.outcome, result.attempts) == (Outcome.TIMEOUT, 2)
+    assert answers == ["cut", "cut"]  # each attempt was cut, none waited for an answer
 
 
 @pytest.mark.parametrize(
@@ -303,13 +318,36 @@ async def test_list_retries_429_and_5xx_then_fails_clearly(router: respx.MockRou
             await client.list_numbers()
 
 
-async def test_limiter_is_shared_so_budgets_hold_across_numbers(router: respx.MockRouter) -> None:
+async def test_limiter_is_shared_so_budgets_hold_across_numbers(
+    router: respx.MockRouter, clock
+) -> None:
     health_route(router, "x").respond(200, json=HEALTHY)
-    limiter = RateLimiter(per_second=4, per_minute=None, max_in_flight=8, margin_seconds=0)
+    limiter = RateLimiter(
+        per_second=4,
+        per_minute=None,
+        max_in_flight=8,
+        margin_seconds=0,
+        clock=clock,
+        sleep=clock.sleep,
+    )
+    start = clock()
     async with KapsoClient(
-        settings(), limiter, httpx.MockTransport(router.async_handler)
+        settings(), limiter, httpx.MockTransport(router.async_handler), clock=clock
     ) as client:
-        await asyncio.gather(*(client.poll("x") for _ in range(9)))
-    sends = limiter.windows["second"].sent
-    assert len(sends) == 9
-    assert all(sends[i + 4] - sends[i] >= 1.0 for i in range(len(sends) - 4))
+        results = await asyncio.gather(*(client.poll("x") for _ in range(9)))
+    expected = [start + timedelta(seconds=i // 4) for i in range(9)]  # four per second
+    assert limiter.windows["second"].sent == [at.timestamp() for at in expected]
+    assert [r.polled_at for r in results] == expected  # first come, first served
+
+
+async def test_the_default_limiter_reads_the_clients_clock(router: respx.MockRouter, clock) -> None:
+    health_route(router).side_effect = [
+        httpx.Response(429, headers={"Retry-After": "0"}, json={"error": "x"}),
+        httpx.Response(200, json=HEALTHY),
+    ]
+    transport = httpx.MockTransport(router.async_handler)
+    async with KapsoClient(settings(rate_per_second=5), transport=transport, clock=clock) as client:
+        result = await client.poll("cfg-1")
+    assert result.outcome is Outcome.OK and result.attempts == 2
+    assert client.limiter.windows["second"].sent == [clock.seconds()] * 2
+    assert client.limiter.paused_until == clock.seconds()

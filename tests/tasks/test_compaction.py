@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
@@ -12,16 +13,21 @@ import pytest
 
 from kapso_health.tasks.compaction import compact
 from kapso_health.tasks.storage import ParquetStore
-from tests.tasks.test_storage import polls_for
 
 DAY = date(2025, 3, 1)
 START = datetime(2025, 3, 1, tzinfo=UTC)
 
 
-def fill_day(store: ParquetStore, runs: int, first: int = 0, per_run: int = 3) -> None:
-    for run in range(first, first + runs):
-        times = [START + timedelta(minutes=15 * run, seconds=s) for s in range(per_run)]
-        store.write("polls", polls_for(times, f"run-{run:03d}"), f"run-{run:03d}", "c00000")
+@pytest.fixture
+def fill_day(polls_for) -> Callable[..., None]:
+    """`fill_day(store, runs, first=0, per_run=3)`: runs `first`.. of DAY, each its own file."""
+
+    def fill(store: ParquetStore, runs: int, first: int = 0, per_run: int = 3) -> None:
+        for run in range(first, first + runs):
+            times = [START + timedelta(minutes=15 * run, seconds=s) for s in range(per_run)]
+            store.write("polls", polls_for(times, f"run-{run:03d}"), f"run-{run:03d}", "c00000")
+
+    return fill
 
 
 def rows(store: ParquetStore) -> list[tuple[str, str]]:
@@ -29,7 +35,7 @@ def rows(store: ParquetStore) -> list[tuple[str, str]]:
     return sorted(zip(frame["run_id"], frame["config_id"], strict=True))
 
 
-def test_compaction_leaves_one_file_and_the_same_rows(tmp_path: Path) -> None:
+def test_compaction_leaves_one_file_and_the_same_rows(tmp_path: Path, fill_day) -> None:
     store = ParquetStore(str(tmp_path))
     fill_day(store, 12)
     before = rows(store)
@@ -42,7 +48,9 @@ def test_compaction_leaves_one_file_and_the_same_rows(tmp_path: Path) -> None:
     assert compact(store, "polls", DAY) == 0  # nothing left to merge
 
 
-def test_files_appended_after_a_compaction_are_read_and_merged_next_time(tmp_path: Path) -> None:
+def test_files_appended_after_a_compaction_are_read_and_merged_next_time(
+    tmp_path: Path, fill_day
+) -> None:
     store = ParquetStore(str(tmp_path))
     fill_day(store, 4)
     compact(store, "polls", DAY)
@@ -57,7 +65,7 @@ def test_files_appended_after_a_compaction_are_read_and_merged_next_time(tmp_pat
 
 @pytest.mark.parametrize("deleted_before_crash", [0, 1, 2])
 def test_a_crash_while_deleting_sources_loses_and_doubles_nothing(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, deleted_before_crash: int
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, deleted_before_crash: int, fill_day
 ) -> None:
     store = ParquetStore(str(tmp_path))
     fill_day(store, 8)
@@ -86,7 +94,7 @@ def test_a_crash_while_deleting_sources_loses_and_doubles_nothing(
     assert len(list((tmp_path / "polls" / f"date={DAY}").iterdir())) == 1
 
 
-def test_a_crash_before_publishing_leaves_the_sources_live(tmp_path: Path) -> None:
+def test_a_crash_before_publishing_leaves_the_sources_live(tmp_path: Path, fill_day) -> None:
     store = ParquetStore(str(tmp_path))
     fill_day(store, 5)
     before = rows(store)
@@ -98,7 +106,7 @@ def test_a_crash_before_publishing_leaves_the_sources_live(tmp_path: Path) -> No
 
 
 def test_a_generation_already_published_by_another_compaction_is_not_overwritten(
-    tmp_path: Path,
+    tmp_path: Path, fill_day
 ) -> None:
     store = ParquetStore(str(tmp_path))
     fill_day(store, 3)
@@ -109,7 +117,7 @@ def test_a_generation_already_published_by_another_compaction_is_not_overwritten
 
 
 def test_a_reader_whose_listing_went_stale_reads_again(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fill_day
 ) -> None:
     store = ParquetStore(str(tmp_path))
     fill_day(store, 4)
@@ -130,7 +138,9 @@ def test_a_reader_whose_listing_went_stale_reads_again(
     assert len(listings) == 2
 
 
-def test_compacted_day_reads_like_the_appended_one_column_for_column(tmp_path: Path) -> None:
+def test_compacted_day_reads_like_the_appended_one_column_for_column(
+    tmp_path: Path, fill_day
+) -> None:
     store = ParquetStore(str(tmp_path))
     fill_day(store, 6)
     before = store.read("polls", DAY, DAY).sort_values(["run_id", "config_id"], ignore_index=True)
@@ -139,7 +149,7 @@ def test_compacted_day_reads_like_the_appended_one_column_for_column(tmp_path: P
     pd.testing.assert_frame_equal(before, after)
 
 
-def test_plain_parquet_readers_see_the_compacted_rows_too(tmp_path: Path) -> None:
+def test_plain_parquet_readers_see_the_compacted_rows_too(tmp_path: Path, fill_day) -> None:
     store = ParquetStore(str(tmp_path))
     fill_day(store, 5)
     compact(store, "polls", DAY)
@@ -147,13 +157,15 @@ def test_plain_parquet_readers_see_the_compacted_rows_too(tmp_path: Path) -> Non
     assert sorted(zip(frame["run_id"], frame["config_id"], strict=True)) == rows(store)
 
 
-def test_no_run_can_take_a_compacted_file_name(tmp_path: Path) -> None:
+def test_no_run_can_take_a_compacted_file_name(tmp_path: Path, polls_for) -> None:
     store = ParquetStore(str(tmp_path))
     with pytest.raises(ValueError, match="compacted-"):
         store.write("polls", polls_for([START]), "compacted-000001", "c0")
 
 
-def test_a_dead_compactions_temporary_file_is_cleared_once_an_hour_old(tmp_path: Path) -> None:
+def test_a_dead_compactions_temporary_file_is_cleared_once_an_hour_old(
+    tmp_path: Path, fill_day
+) -> None:
     store = ParquetStore(str(tmp_path))
     fill_day(store, 3)
     day = tmp_path / "polls" / f"date={DAY}"

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-import time
+from datetime import timedelta
+from email.utils import format_datetime
 
 import pytest
 
@@ -20,11 +21,28 @@ async def take(limiter: RateLimiter, count: int) -> list[float]:
     return await asyncio.gather(*(one() for _ in range(count)))
 
 
-async def test_per_second_budget_holds_in_every_sliding_window() -> None:
-    limiter = RateLimiter(per_second=10, per_minute=None, max_in_flight=50, margin_seconds=0)
-    sends = sorted(await take(limiter, 25))
-    assert all(b - a >= 1.0 for a, b in zip(sends, sends[10:], strict=False))
-    assert sends[-1] - sends[0] < 2.5  # and no slower than the budget needs
+def faked(clock, **budgets: float | None) -> RateLimiter:
+    """A limiter on the fake clock: its waits move the clock instead of taking time."""
+    return RateLimiter(**budgets, clock=clock, sleep=clock.sleep)
+
+
+@pytest.mark.parametrize("margin", [0.0, 0.25])
+async def test_per_second_budget_holds_in_every_sliding_window(clock, margin: float) -> None:
+    limiter = faked(clock, per_second=10, per_minute=None, max_in_flight=50, margin_seconds=margin)
+    start = clock.seconds()
+    sends = await take(limiter, 25)
+    # ten at once, then ten as soon as the first ten leave the window: no faster, no slower
+    assert sends == [start + (i // 10) * (1 + margin) for i in range(25)]
+    assert clock.slept == [1 + margin, 1 + margin]
+    assert limiter.requests == 25
+
+
+async def test_minute_budget_holds_the_sixteenth_request_until_the_first_ages_out(clock) -> None:
+    limiter = faked(clock, per_second=None, per_minute=15, margin_seconds=0)
+    start = clock.seconds()
+    sends = await take(limiter, 16)
+    assert sends == [start] * 15 + [start + 60]
+    assert clock.slept == [60.0]
 
 
 def test_minute_window_spaces_the_sixteenth_request() -> None:
@@ -51,18 +69,34 @@ async def test_in_flight_is_bounded() -> None:
     assert peak == 3
 
 
-async def test_retry_after_pauses_every_request() -> None:
-    limiter = RateLimiter(per_second=None, per_minute=None)
-    limiter.observe(time.monotonic(), 429, {"retry-after": "0.3"})
-    started = time.monotonic()
-    await take(limiter, 2)
-    assert time.monotonic() - started >= 0.29
+async def test_retry_after_pauses_every_request(clock) -> None:
+    limiter = faked(clock, per_second=None, per_minute=None)
+    start = clock.seconds()
+    limiter.observe(start, 429, {"retry-after": "0.25"})
+    assert await take(limiter, 2) == [start + 0.25, start + 0.25]
+    assert clock.slept == [0.25]  # one wait, shared by both requests
     assert limiter.throttled == 1
 
 
-def test_lower_advertised_limits_are_adopted_higher_ones_ignored() -> None:
-    limiter = RateLimiter(per_second=5, per_minute=60)
-    now = time.monotonic()
+async def test_an_http_date_retry_after_counts_from_the_limiters_clock(clock) -> None:
+    limiter = faked(clock, per_second=None, per_minute=None)
+    start = clock.seconds()
+    later = format_datetime(clock() + timedelta(seconds=30), usegmt=True)
+    limiter.observe(start, 429, {"retry-after": later})
+    assert limiter.paused_until == start + 30
+    assert await take(limiter, 1) == [start + 30]
+
+
+async def test_a_429_without_retry_after_pauses_for_a_second(clock) -> None:
+    limiter = faked(clock, per_second=None, per_minute=None)
+    start = clock.seconds()
+    limiter.observe(start, 429, {})
+    assert await take(limiter, 1) == [start + 1]
+
+
+def test_lower_advertised_limits_are_adopted_higher_ones_ignored(clock) -> None:
+    limiter = faked(clock, per_second=5, per_minute=60)
+    now = clock.seconds()
     limiter.observe(
         now, 200, {"x-health-ratelimit-second-limit": "3", "x-health-ratelimit-minute-limit": "600"}
     )
@@ -92,9 +126,9 @@ def test_reordered_answers_of_our_own_burst_are_not_foreign() -> None:
     assert window.foreign == []
 
 
-def test_each_429_widens_the_margin_up_to_a_cap() -> None:
-    limiter = RateLimiter(per_second=5, per_minute=60, margin_seconds=0.05)
+def test_each_429_widens_the_margin_up_to_a_cap(clock) -> None:
+    limiter = faked(clock, per_second=5, per_minute=60, margin_seconds=0.05)
     for _ in range(10):
-        limiter.observe(time.monotonic(), 429, {"retry-after": "0"})
+        limiter.observe(clock.seconds(), 429, {"retry-after": "0"})
     assert limiter.windows["second"].margin == 0.5
     assert limiter.windows["second"].span == 1.5

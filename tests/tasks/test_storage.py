@@ -5,7 +5,6 @@ from __future__ import annotations
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
-import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
@@ -19,23 +18,7 @@ from kapso_health.tasks.vocabulary import Outcome
 NOON = datetime(2025, 3, 1, 12, tzinfo=UTC)
 
 
-def polls_for(times: list[datetime], run_id: str = "run-1", status: str = "healthy") -> pa.Table:
-    results = [
-        PollResult(
-            f"n{i}",
-            at,
-            Outcome.OK,
-            200,
-            1,
-            5.0,
-            {"status": status, "timestamp": at.isoformat(), "retry_after": None},
-        )
-        for i, at in enumerate(times)
-    ]
-    return flatten_polls(results, run_id).polls
-
-
-def test_layout_is_hive_by_utc_day_and_round_trips(tmp_path: Path) -> None:
+def test_layout_is_hive_by_utc_day_and_round_trips(tmp_path: Path, polls_for) -> None:
     store = ParquetStore(str(tmp_path))
     late, early = NOON.replace(hour=23, minute=59), NOON + timedelta(hours=12, minutes=1)
     written = store.write("polls", polls_for([late, early]), "run-1", "c00000")
@@ -51,7 +34,7 @@ def test_layout_is_hive_by_utc_day_and_round_trips(tmp_path: Path) -> None:
     assert pq.read_metadata(written[0]).row_group(0).column(0).compression == "ZSTD"
 
 
-def test_reader_opens_only_the_days_asked_for(tmp_path: Path) -> None:
+def test_reader_opens_only_the_days_asked_for(tmp_path: Path, polls_for) -> None:
     store = ParquetStore(str(tmp_path))
     for offset in range(5):
         store.write("polls", polls_for([NOON + timedelta(days=offset)]), "run-1", f"c{offset}")
@@ -61,7 +44,7 @@ def test_reader_opens_only_the_days_asked_for(tmp_path: Path) -> None:
     assert sorted(frame["polled_at"].dt.day) == [2, 3]
 
 
-def test_rewriting_a_run_part_replaces_it(tmp_path: Path) -> None:
+def test_rewriting_a_run_part_replaces_it(tmp_path: Path, polls_for) -> None:
     store = ParquetStore(str(tmp_path))
     store.write("polls", polls_for([NOON, NOON]), "run-1", "c00000")
     store.write("polls", polls_for([NOON], status="degraded"), "run-1", "c00000")
@@ -70,7 +53,7 @@ def test_rewriting_a_run_part_replaces_it(tmp_path: Path) -> None:
     assert store.run_files("run-1") == store.files("polls")
 
 
-def test_temporary_and_foreign_files_are_invisible(tmp_path: Path) -> None:
+def test_temporary_and_foreign_files_are_invisible(tmp_path: Path, polls_for) -> None:
     store = ParquetStore(str(tmp_path))
     store.write("polls", polls_for([NOON]), "run-1", "c0")
     day = tmp_path / "polls" / "date=2025-03-01"
@@ -79,7 +62,7 @@ def test_temporary_and_foreign_files_are_invisible(tmp_path: Path) -> None:
     assert len(store.read("polls")) == 1
 
 
-def test_older_files_missing_new_columns_read_as_null(tmp_path: Path) -> None:
+def test_older_files_missing_new_columns_read_as_null(tmp_path: Path, polls_for) -> None:
     store = ParquetStore(str(tmp_path))
     store.write("polls", polls_for([NOON]), "run-new", "c0")
     old = polls_for([NOON]).drop_columns(["throughput_tier", "passed_token_validity"])
@@ -92,7 +75,7 @@ def test_older_files_missing_new_columns_read_as_null(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("dictionary", [False, True])
 def test_rows_from_before_projects_read_as_the_default_project(
-    tmp_path: Path, dictionary: bool
+    tmp_path: Path, dictionary: bool, polls_for
 ) -> None:
     store = ParquetStore(str(tmp_path))
     results = [PollResult("n1", NOON, Outcome.TIMEOUT)]
@@ -107,7 +90,7 @@ def test_rows_from_before_projects_read_as_the_default_project(
     }
 
 
-def test_any_fsspec_url_works(tmp_path: Path) -> None:
+def test_any_fsspec_url_works(tmp_path: Path, polls_for) -> None:
     store = ParquetStore("memory://kapso-test-store")
     store.write("polls", polls_for([NOON]), "run-1", "c0")
     assert list(store.read("polls")["config_id"]) == ["n0"]
@@ -119,19 +102,19 @@ def test_empty_history_reads_as_empty_typed_frame(tmp_path: Path) -> None:
     assert frame.empty and list(frame.columns) == POLLS.names
 
 
-def test_root_that_is_a_file_is_a_clear_error(tmp_path: Path) -> None:
+def test_root_that_is_a_file_is_a_clear_error(tmp_path: Path, polls_for) -> None:
     blocker = tmp_path / "data"
     blocker.write_text("a file, not a directory")
     with pytest.raises(StorageError, match="cannot write"):
         ParquetStore(str(blocker)).write("polls", polls_for([NOON]), "r", "c0")
 
 
-def test_run_ids_that_could_escape_the_layout_are_refused(tmp_path: Path) -> None:
+def test_run_ids_that_could_escape_the_layout_are_refused(tmp_path: Path, polls_for) -> None:
     with pytest.raises(ValueError, match="run id"):
         ParquetStore(str(tmp_path)).write("polls", polls_for([NOON]), "../evil", "c0")
 
 
-def test_last_observations_take_each_numbers_newest_ok_poll(tmp_path: Path) -> None:
+def test_last_observations_take_each_numbers_newest_ok_poll(tmp_path: Path, polls_for) -> None:
     store = ParquetStore(str(tmp_path))
     store.write("polls", polls_for([NOON, NOON]), "run-1", "c0")
     newer = flatten_polls(
@@ -163,7 +146,9 @@ def test_last_observations_take_each_numbers_newest_ok_poll(tmp_path: Path) -> N
     assert last["n1"]["checked_at"] == NOON  # the timeout is not an observation
 
 
-def test_run_files_belong_to_that_run_only_and_temporaries_are_found(tmp_path: Path) -> None:
+def test_run_files_belong_to_that_run_only_and_temporaries_are_found(
+    tmp_path: Path, polls_for
+) -> None:
     store = ParquetStore(str(tmp_path))
     store.write("polls", polls_for([NOON]), "daily", "c00000")
     store.write("polls", polls_for([NOON]), "daily-2", "c00000")
