@@ -27,7 +27,7 @@ from kapso_health.tasks.vocabulary import Outcome
 
 META_ERROR_CODE = re.compile(r'"code"\s*(?:=>|:)\s*(\d{1,18})')
 _EMPTY: dict = {}
-_PARENT_COLUMNS = ("run_id", "project", "config_id", "phone_number_id", "polled_at", "checked_at")
+_PARENT_COLUMNS = (*(name for name, _ in schemas.POLL_KEY), "checked_at")
 _NO_IDS: tuple[None, None] = (None, None)
 NumberIds = tuple[str | None, str | None]  # (Kapso's config id, Meta's phone number id)
 

@@ -25,12 +25,18 @@ ENTITY_ERROR = pa.struct(
     ]
 )
 
+# Every row a poll gives starts with these: its run, project, number (both ids) and time.
+POLL_KEY = [
+    ("run_id", pa.string()),
+    ("project", pa.string()),
+    ("config_id", pa.string()),
+    ("phone_number_id", pa.string()),
+    ("polled_at", TIMESTAMP),
+]
+
 POLLS = pa.schema(
     [
-        ("run_id", pa.string()),
-        ("project", pa.string()),
-        ("config_id", pa.string()),
-        ("polled_at", TIMESTAMP),
+        *POLL_KEY,
         ("checked_at", TIMESTAMP),
         ("outcome", pa.string()),
         ("http_status", pa.int16()),
@@ -43,7 +49,6 @@ POLLS = pa.schema(
         ("quality_rating", pa.string()),
         ("verified_name", pa.string()),
         ("display_phone_number", pa.string()),
-        ("phone_number_id", pa.string()),
         ("phone_status", pa.string()),
         ("throughput_tier", pa.string()),
         ("connection_status", pa.string()),
@@ -61,11 +66,7 @@ POLLS = pa.schema(
 
 CHECKS = pa.schema(
     [
-        ("run_id", pa.string()),
-        ("project", pa.string()),
-        ("config_id", pa.string()),
-        ("phone_number_id", pa.string()),
-        ("polled_at", TIMESTAMP),
+        *POLL_KEY,
         ("checked_at", TIMESTAMP),
         ("check_name", pa.string()),
         ("passed", pa.bool_()),
@@ -78,11 +79,7 @@ CHECKS = pa.schema(
 
 ENTITIES = pa.schema(
     [
-        ("run_id", pa.string()),
-        ("project", pa.string()),
-        ("config_id", pa.string()),
-        ("phone_number_id", pa.string()),
-        ("polled_at", TIMESTAMP),
+        *POLL_KEY,
         ("checked_at", TIMESTAMP),
         ("entity_type", pa.string()),
         ("entity_id", pa.string()),
@@ -95,11 +92,7 @@ ENTITIES = pa.schema(
 
 RAW = pa.schema(
     [
-        ("run_id", pa.string()),
-        ("project", pa.string()),
-        ("config_id", pa.string()),
-        ("phone_number_id", pa.string()),
-        ("polled_at", TIMESTAMP),
+        *POLL_KEY,
         ("http_status", pa.int16()),
         ("body", pa.binary()),
     ]
