@@ -71,8 +71,10 @@ def number_tables(polls: pd.DataFrame, days: list[date], policy: Policy) -> dict
     stamps = [pd.Timestamp(d, tz="UTC") for d in days]
     obs = observations(polls, policy)
     # Incidents and transitions look across the margin; holding time only matters in range.
-    reach = pd.Timedelta(policy.max_gap)
-    near = obs["at"].between(stamps[0] - reach, stamps[-1] + pd.Timedelta(days=1) + reach)
+    reach = obs["max_gap"]  # each observation's own: only then can it hold into the range
+    near = (obs["at"] >= stamps[0] - reach) & (
+        obs["at"] <= stamps[-1] + pd.Timedelta(days=1) + reach
+    )
     pieces = intervals(obs[near], policy)
     found = incident_days(incidents(obs, policy))
     changes = all_transitions(obs)

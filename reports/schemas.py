@@ -45,7 +45,7 @@ REPORT_SCHEMAS: dict[str, pa.Schema] = {
             "messaging_blocked_share",
         ),
         _typed(pa.int64(), "incidents", "blocked_incidents"),
-        [("mttr_seconds", pa.float64())],
+        _typed(pa.float64(), "mttr_seconds", "max_gap_seconds"),
     ),
     "quality_daily": _schema(
         NUMBER_DAY,
