@@ -32,13 +32,18 @@ text-align:left}td.n{text-align:right}svg text{font:11px system-ui,sans-serif;fi
 """
 
 
-def render_report(title: str, tables: dict[str, pd.DataFrame]) -> str:
-    """The page for the days in `tables` (the report tables, `day` as UTC midnight)."""
+def render_report(title: str, tables: dict[str, pd.DataFrame], rule: str | None = None) -> str:
+    """The page for the days in `tables` (the report tables, `day` as UTC midnight); `rule`
+    says how long an observation held (`Policy.gap_rule()`)."""
     availability, quality = tables["availability_daily"], tables["quality_daily"]
     fleet, transitions = tables["fleet_daily"], tables["quality_transitions"]
     found = tables["incidents"]
     sections = [
         f"<h1>{escape(title)}</h1>",
+        f"<p class=note id=max-gap>Each observation holds until the number's next one, at most "
+        f"{escape(rule)}; beyond that the time is unknown (coverage).</p>"
+        if rule
+        else "",
         _figures(fleet, availability),
         "<h2>Fleet availability per day (time-weighted)</h2>",
         _trend(fleet),

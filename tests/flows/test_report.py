@@ -120,6 +120,8 @@ def test_report_writes_a_page_and_three_keyed_artifacts(tmp_path: Path) -> None:
     assert page == tmp_path / "reports" / "html" / "kapso-health-2026-03-01.html"
     html = page.read_text()
     assert html.count("class=cell") == 2 * 8 and "<script" not in html
+    assert "own cadence: 1.5 x its median interval" in html  # the default rule, said on the page
+    assert summary["max_gap"].startswith("each number's own cadence")
     artifacts = asyncio.run(read_artifacts(state.state_details.flow_run_id))
     assert set(artifacts) == {
         "daily-report-summary",
@@ -127,6 +129,9 @@ def test_report_writes_a_page_and_three_keyed_artifacts(tmp_path: Path) -> None:
         "daily-report-page",
     }
     assert "| 2026-03-01 |" in artifacts["daily-report-summary"].data
+    assert "Observations hold at most each number's own cadence" in (
+        artifacts["daily-report-summary"].data
+    )
     assert page.as_uri() in artifacts["daily-report-page"].data
     worst = json.loads(artifacts["daily-report-worst-numbers"].data)
     availability = ParquetStore(str(tmp_path)).read(
@@ -151,6 +156,12 @@ def test_per_customer_rollup_uses_the_numbers_table(tmp_path: Path) -> None:
 def test_a_day_without_data_gives_empty_tables_not_an_error(tmp_path: Path) -> None:
     summary = daily_report(day=DAY, storage=str(tmp_path / "empty"))
     assert summary["fleet"] == []
+
+
+def test_an_explicit_max_gap_is_the_rule_the_page_states(tmp_path: Path) -> None:
+    summary = daily_report(day=DAY, storage=str(tmp_path / "empty"), max_gap_minutes=45)
+    assert summary["max_gap"] == "a fixed 45 min (max gap set explicitly)"
+    assert "at most a fixed 45 min" in Path(summary["page"]).read_text()
 
 
 def test_report_command_prints_the_fleet_table(tmp_path: Path) -> None:

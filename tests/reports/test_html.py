@@ -7,6 +7,7 @@ from html.parser import HTMLParser
 import pandas as pd
 
 from kapso_health.reports.html import LISTING_ROWS, RATING_COLOURS, _listing, render_report
+from kapso_health.reports.timeline import Policy
 
 
 class Collector(HTMLParser):
@@ -82,3 +83,10 @@ def test_a_long_listing_shows_its_first_rows_and_says_where_the_rest_are() -> No
     assert f">n{LISTING_ROWS - 1}<" in page and f">n{LISTING_ROWS}<" not in page
     short = _listing(frame.head(3), ["at", "config_id"], "reports/incidents")
     assert short.count("<tr>") == 4 and "The first" not in short
+
+
+def test_the_page_states_how_long_an_observation_held(tables: dict[str, pd.DataFrame]) -> None:
+    page = render_report("Report", tables, Policy(max_gap=None).gap_rule())
+    assert "at most each number&#x27;s own cadence: 1.5 x its median interval" in page
+    assert page.index("id=max-gap") < page.index("class=figures")  # near the top
+    assert "id=max-gap" not in render_report("Report", tables)
