@@ -87,8 +87,13 @@ def daily_report(
         "storage": storage,
         "page": page,
         "max_gap": policy.gap_rule(),
-        "fleet": fleet.assign(day=fleet["day"].dt.strftime("%Y-%m-%d")).to_dict("records"),
+        "fleet": _records(fleet),
+        "projects": _records(tables["project_daily"]),
     }
+
+
+def _records(table: pd.DataFrame) -> list[dict[str, Any]]:
+    return table.assign(day=table["day"].dt.strftime("%Y-%m-%d")).to_dict("records")
 
 
 def _write_page(

@@ -94,6 +94,7 @@ def test_report_counts_match_an_independent_count_and_rebuilds_replace(tmp_path:
             "reports/quality_daily",
             "reports/incidents",
             "reports/fleet_daily",
+            "reports/project_daily",
         )
     }
     daily_report(day=DAY, to=DAY + timedelta(days=1), storage=str(tmp_path))
@@ -102,6 +103,7 @@ def test_report_counts_match_an_independent_count_and_rebuilds_replace(tmp_path:
         for p in before
     }
     assert before == after and before["reports/fleet_daily"] == 2
+    assert before["reports/project_daily"] == 2  # one project, the default, on each day
 
 
 async def read_artifacts(flow_run_id) -> dict:
