@@ -108,19 +108,28 @@ def _write_page(
     )
 
 
+def _figure_lines(rollup: pd.DataFrame, by: str | None = None) -> list[str]:
+    """A roll-up's headline figures as a Markdown table (a column for `by` when given)."""
+    head = f" {by} |" if by else ""
+    lines = [
+        f"| day |{head} numbers polled | mean availability | mean coverage | numbers with "
+        "incidents | downgrades |",
+        "|---|---|---|---|---|---|" + ("---|" if by else ""),
+    ]
+    return lines + [
+        f"| {r['day']:%Y-%m-%d} |{f' {r[by]} |' if by else ''} {r['numbers_polled']} | "
+        f"{percent_text(r['mean_availability_time'])} | {percent_text(r['mean_coverage'])} | "
+        f"{r['numbers_with_incidents']} | {r['downgrades']} |"
+        for _, r in rollup.sort_values(["day", by] if by else ["day"]).iterrows()
+    ]
+
+
 def _publish(tables: dict[str, pd.DataFrame], days: list[date], page: str, rule: str) -> None:
     """Artifacts under fixed keys, so each day's report is a new version of the same three."""
-    fleet = tables["fleet_daily"]
-    lines = [
-        "| day | numbers polled | mean availability | mean coverage | numbers with "
-        "incidents | downgrades |",
-        "|---|---|---|---|---|---|",
-    ]
-    lines += [
-        f"| {r.day:%Y-%m-%d} | {r.numbers_polled} | {percent_text(r.mean_availability_time)} | "
-        f"{percent_text(r.mean_coverage)} | {r.numbers_with_incidents} | {r.downgrades} |"
-        for r in fleet.itertuples()
-    ]
+    lines = _figure_lines(tables["fleet_daily"])
+    per_project = tables["project_daily"]
+    if per_project["project"].nunique() > 1:
+        lines += ["", "## Per Kapso project", "", *_figure_lines(per_project, "project")]
     create_markdown_artifact(
         "# Kapso health, daily report\n\n"
         + f"Observations hold at most {rule}.\n\n"

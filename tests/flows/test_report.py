@@ -20,6 +20,7 @@ from kapso_health.reports.schemas import REPORT_SCHEMAS
 from kapso_health.simulator.fleet import Fleet
 from kapso_health.tasks.flatten import flatten_numbers, flatten_polls
 from kapso_health.tasks.poll import PollResult
+from kapso_health.tasks.schemas import DEFAULT_PROJECT
 from kapso_health.tasks.storage import ParquetStore
 from kapso_health.tasks.vocabulary import Outcome
 
@@ -27,8 +28,9 @@ pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("prefect_server")
 DAY = date(2026, 3, 1)
 
 
-def write_history(root: Path, numbers: int = 20) -> ParquetStore:
-    """Two days plus the evening before, every 15 minutes; every 7th poll of a number fails."""
+def write_history(root: Path, numbers: int = 20, projects: int = 1) -> ParquetStore:
+    """Two days plus the evening before, every 15 minutes; every 7th poll of a number fails.
+    With several projects, the i-th listed number is in project `p{i % projects}`."""
     store, fleet = ParquetStore(str(root)), Fleet(numbers, seed=8)
     listed = [n for n in fleet.numbers if n.profile != "deleted"]
     items = fleet.list_page("legacy", 1, 100)["data"]
@@ -44,8 +46,12 @@ def write_history(root: Path, numbers: int = 20) -> ParquetStore:
             )
             for i, n in enumerate(listed)
         ]
-        for name, table in flatten_polls(results, f"run{step}").tables().items():
-            store.write(name, table, f"run{step}", "c0")
+        for part in range(projects):
+            mine = results[part::projects]
+            project = f"p{part}" if projects > 1 else DEFAULT_PROJECT
+            flat = flatten_polls(mine, f"run{step}", project=project)
+            for name, table in flat.tables().items():
+                store.write(name, table, f"run{step}", f"c{part}")
     return store
 
 
@@ -153,6 +159,22 @@ def test_per_customer_rollup_uses_the_numbers_table(tmp_path: Path) -> None:
     expected = listed["customer_id"].fillna("(unknown)").value_counts().sort_index()
     got = customers.set_index("customer_id")["numbers"].sort_index()
     assert got.to_dict() == expected.to_dict()
+
+
+def test_two_projects_get_their_rollup_page_section_and_summary_rows(tmp_path: Path) -> None:
+    store = write_history(tmp_path, numbers=6, projects=2)
+    state = daily_report(day=DAY, storage=str(tmp_path), return_state=True)
+    summary = state.result()
+    polls = store.read("polls", DAY, DAY)
+    counts = polls.groupby("project")["config_id"].nunique().to_dict()
+    assert set(counts) == {"p0", "p1"} and sum(counts.values()) == polls["config_id"].nunique()
+    assert {r["project"]: r["numbers"] for r in summary["projects"]} == counts
+    rollup = store.read("reports/project_daily", DAY, DAY, schema=REPORT_SCHEMAS["project_daily"])
+    assert rollup.set_index("project")["numbers"].to_dict() == counts
+    assert "id=projects" in Path(summary["page"]).read_text()
+    artifact = asyncio.run(read_artifacts(state.state_details.flow_run_id))["daily-report-summary"]
+    assert "## Per Kapso project" in artifact.data
+    assert "| 2026-03-01 | p0 |" in artifact.data and "| 2026-03-01 | p1 |" in artifact.data
 
 
 def test_a_day_without_data_gives_empty_tables_not_an_error(tmp_path: Path) -> None:

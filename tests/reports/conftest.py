@@ -77,3 +77,10 @@ def tables() -> dict[str, pd.DataFrame]:
 def build():
     """`report_tables` for a test's own polls, days and policy."""
     return report_tables
+
+
+@pytest.fixture
+def two_projects() -> dict[str, pd.DataFrame]:
+    """The same history, its two numbers in two Kapso projects."""
+    owner = {"good": "alpha", "bad<script>": "beta"}
+    return report_tables(HISTORY.assign(project=HISTORY["config_id"].map(owner)))
