@@ -34,7 +34,9 @@ DAY = pd.Timedelta(days=1)
 
 @dataclass(frozen=True)
 class Policy:
-    """How statuses count. The defaults are the ones documented in the README."""
+    """How statuses count, and how long an observation holds. `max_gap=None` is the README's
+    default (each number's cadence; the flow and the command line use it); `Policy()` keeps a
+    fixed 30 minutes, which hand-worked examples rely on."""
 
     states: dict[str, str] = field(default_factory=lambda: dict(REPORT_STATES))
     degraded_counts_as_up: bool = True
