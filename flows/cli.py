@@ -14,6 +14,9 @@ from pathlib import Path
 
 from kapso_health.tasks.settings import (
     API_KEY_ENV,
+    CADENCE_GAP_FACTOR,
+    CADENCE_GAP_MAX_MINUTES,
+    CADENCE_GAP_MIN_MINUTES,
     CHUNK_SIZE,
     DEFAULT_STORAGE,
     DEMO_STORAGE,
@@ -109,8 +112,13 @@ def _parser() -> argparse.ArgumentParser:
     report.add_argument(
         "--max-gap-minutes",
         type=int,
-        default=MAX_GAP_MINUTES,
-        help="how long one observation holds at most",
+        default=None,
+        help=(
+            "how long one observation holds at most, e.g. "
+            f"{MAX_GAP_MINUTES} (default: each number's own cadence, {CADENCE_GAP_FACTOR:g} x its "
+            f"median interval between observations, within {CADENCE_GAP_MIN_MINUTES} to "
+            f"{CADENCE_GAP_MAX_MINUTES} minutes)"
+        ),
     )
     report.add_argument(
         "--out", metavar="DIR", help="folder of the HTML page (default: <storage>/reports/html)"

@@ -20,7 +20,7 @@ from kapso_health.reports.build import build_reports, report_days
 from kapso_health.reports.html import percent_text, render_report
 from kapso_health.reports.schemas import to_arrow
 from kapso_health.reports.timeline import Policy
-from kapso_health.tasks.settings import DEFAULT_STORAGE, MAX_GAP_MINUTES, configured
+from kapso_health.tasks.settings import DEFAULT_STORAGE, configured
 from kapso_health.tasks.storage import ParquetStore, write_text
 
 
@@ -36,7 +36,11 @@ def write_reports(
             rows = frame[frame["day"] == pd.Timestamp(day, tz="UTC")]
             store.replace_day(f"reports/{name}", to_arrow(name, rows), day)
     page = _write_page(
-        tables, days, out or f"{storage.rstrip('/')}/reports/html", simulated=store.simulated
+        tables,
+        days,
+        out or f"{storage.rstrip('/')}/reports/html",
+        simulated=store.simulated,
+        rule=policy.gap_rule(),
     )
     return tables, page
 
@@ -46,24 +50,28 @@ def daily_report(
     day: date | None = None,
     to: date | None = None,
     storage: str | None = None,
-    max_gap_minutes: Annotated[int, Field(ge=1, le=1440)] = MAX_GAP_MINUTES,
+    max_gap_minutes: Annotated[int | None, Field(ge=1, le=1440)] = None,
     degraded_counts_as_up: bool = True,
     out: str | None = None,
 ) -> dict[str, Any]:
     """Build the report tables for a day (default: yesterday, UTC) or a range of days and
     write them under `<storage>/reports/<table>/date=YYYY-MM-DD/`, replacing earlier builds,
     plus a self-contained HTML page in `out` (default `<storage>/reports/html`). `storage`
-    defaults to the Prefect Variable `kapso_health_storage`, `KAPSO_HEALTH_STORAGE`, `./data`."""
+    defaults to the Prefect Variable `kapso_health_storage`, `KAPSO_HEALTH_STORAGE`, `./data`.
+    An observation holds at most `max_gap_minutes` when given, else its number's own cadence
+    (see `reports.timeline`)."""
     logger = get_run_logger()
     storage = configured("storage", storage, DEFAULT_STORAGE)
     days = report_days(day, to)
     policy = Policy(
-        max_gap=timedelta(minutes=max_gap_minutes), degraded_counts_as_up=degraded_counts_as_up
+        max_gap=None if max_gap_minutes is None else timedelta(minutes=max_gap_minutes),
+        degraded_counts_as_up=degraded_counts_as_up,
     )
     tables, page = write_reports(storage, days, policy, out)
-    _publish(tables, days, page)
+    _publish(tables, days, page, policy.gap_rule())
     fleet = tables["fleet_daily"]
     logger.info("Report page: %s", page)
+    logger.info("Observations hold: %s", policy.gap_rule())
     logger.info(
         "Reported %d days, %d numbers: %s",
         len(days),
@@ -78,35 +86,54 @@ def daily_report(
         "days": [d.isoformat() for d in days],
         "storage": storage,
         "page": page,
-        "fleet": fleet.assign(day=fleet["day"].dt.strftime("%Y-%m-%d")).to_dict("records"),
+        "max_gap": policy.gap_rule(),
+        "fleet": _records(fleet),
+        "projects": _records(tables["project_daily"]),
     }
 
 
+def _records(table: pd.DataFrame) -> list[dict[str, Any]]:
+    return table.assign(day=table["day"].dt.strftime("%Y-%m-%d")).to_dict("records")
+
+
 def _write_page(
-    tables: dict[str, pd.DataFrame], days: list[date], out: str, simulated: bool
+    tables: dict[str, pd.DataFrame], days: list[date], out: str, simulated: bool, rule: str
 ) -> str:
     span = f"{days[0]}" if len(days) == 1 else f"{days[0]}_to_{days[-1]}"
     title = f"Kapso health report, {span.replace('_to_', ' to ')} (UTC)"
     if simulated:
         title += ": SIMULATED data (the built-in simulator's made-up numbers)"
-    return write_text(f"{out.rstrip('/')}/kapso-health-{span}.html", render_report(title, tables))
+    return write_text(
+        f"{out.rstrip('/')}/kapso-health-{span}.html", render_report(title, tables, rule)
+    )
 
 
-def _publish(tables: dict[str, pd.DataFrame], days: list[date], page: str) -> None:
-    """Artifacts under fixed keys, so each day's report is a new version of the same three."""
-    fleet = tables["fleet_daily"]
+def _figure_lines(rollup: pd.DataFrame, by: str | None = None) -> list[str]:
+    """A roll-up's headline figures as a Markdown table (a column for `by` when given)."""
+    head = f" {by} |" if by else ""
     lines = [
-        "| day | numbers polled | mean availability | mean coverage | numbers with "
+        f"| day |{head} numbers polled | mean availability | mean coverage | numbers with "
         "incidents | downgrades |",
-        "|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|" + ("---|" if by else ""),
     ]
-    lines += [
-        f"| {r.day:%Y-%m-%d} | {r.numbers_polled} | {percent_text(r.mean_availability_time)} | "
-        f"{percent_text(r.mean_coverage)} | {r.numbers_with_incidents} | {r.downgrades} |"
-        for r in fleet.itertuples()
+    return lines + [
+        f"| {r['day']:%Y-%m-%d} |{f' {r[by]} |' if by else ''} {r['numbers_polled']} | "
+        f"{percent_text(r['mean_availability_time'])} | {percent_text(r['mean_coverage'])} | "
+        f"{r['numbers_with_incidents']} | {r['downgrades']} |"
+        for _, r in rollup.sort_values(["day", by] if by else ["day"]).iterrows()
     ]
+
+
+def _publish(tables: dict[str, pd.DataFrame], days: list[date], page: str, rule: str) -> None:
+    """Artifacts under fixed keys, so each day's report is a new version of the same three."""
+    lines = _figure_lines(tables["fleet_daily"])
+    per_project = tables["project_daily"]
+    if per_project["project"].nunique() > 1:
+        lines += ["", "## Per Kapso project", "", *_figure_lines(per_project, "project")]
     create_markdown_artifact(
-        "# Kapso health, daily report\n\n" + "\n".join(lines),
+        "# Kapso health, daily report\n\n"
+        + f"Observations hold at most {rule}.\n\n"
+        + "\n".join(lines),
         key="daily-report-summary",
         description=f"Fleet figures for {days[0]} to {days[-1]}",
     )

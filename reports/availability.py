@@ -7,7 +7,14 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from kapso_health.reports.timeline import DAY, DEFAULT_POLICY, Policy, reported_numbers, runs
+from kapso_health.reports.timeline import (
+    DAY,
+    DEFAULT_POLICY,
+    Policy,
+    max_gaps,
+    reported_numbers,
+    runs,
+)
 from kapso_health.tasks.schemas import TIMESTAMP, to_pandas
 from kapso_health.tasks.vocabulary import (
     BLOCKED,
@@ -25,8 +32,10 @@ def incidents(obs: pd.DataFrame, policy: Policy = DEFAULT_POLICY) -> pd.DataFram
 
     An incident starts at its first bad observation and ends at the first good one after it;
     unknown observations in between do not end it. Without a recovery it is `ongoing` and
-    lasts until its last bad observation stops holding (at most `max_gap` after it).
+    lasts until its last bad observation stops holding (at most its `max_gap` after it).
     """
+    if "max_gap" not in obs:
+        obs = obs.assign(max_gap=max_gaps(obs, policy))
     down = runs(obs, "state", DOWN, (UP, DEGRADED)).assign(kind="down")
     fine = tuple(value for value in MESSAGING if value != BLOCKED)
     blocked = runs(obs, "can_send_message", BLOCKED, fine).assign(kind="blocked")
@@ -40,7 +49,7 @@ def incidents(obs: pd.DataFrame, policy: Policy = DEFAULT_POLICY) -> pd.DataFram
         }
     )
     found["ongoing"] = found["end"].isna()
-    found["end"] = found["end"].fillna(found["last_seen"] + pd.Timedelta(policy.max_gap))
+    found["end"] = found["end"].fillna(found["last_seen"] + found["max_gap"])
     found["duration_seconds"] = (found["end"] - found["start"]).dt.total_seconds()
     found["incident_id"] = (
         found["kind"]
@@ -74,7 +83,8 @@ def daily_availability(
     found: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
     """One row per number and day in `days`: sample and time-weighted availability, coverage,
-    incidents, downtime and MTTR, messaging shares. Figures are fractions; null when unknown.
+    incidents, downtime and MTTR, messaging shares, how long the day's observations held at
+    most (`max_gap_seconds`). Figures are fractions; null when unknown.
 
     `found` is `incident_days(incidents(obs, policy))` when the caller has it already."""
     numbers = reported_numbers(obs, pieces, days)
@@ -102,6 +112,9 @@ def daily_availability(
     for kind, column in (("down", "incidents"), ("blocked", "blocked_incidents")):
         touched = found[found["kind"] == kind].groupby(["config_id", "day"]).size()
         table[column] = touched.reindex(grid, fill_value=0).astype("int64")
+    gaps = obs["max_gap"] if "max_gap" in obs else max_gaps(obs, policy)
+    held = gaps.groupby([obs["config_id"], obs["day"]]).max().dt.total_seconds()
+    table["max_gap_seconds"] = held.reindex(grid)
     recovered = found[
         (found["kind"] == "down") & ~found["ongoing"] & (found["end"].dt.floor("D") == found["day"])
     ]

@@ -24,7 +24,7 @@ from kapso_health.reports.availability import (
 from kapso_health.reports.quality import all_transitions, daily_quality
 from kapso_health.reports.rollup import fleet_rollup, latest_attributes
 from kapso_health.reports.timeline import Policy, intervals, observations
-from kapso_health.tasks.schemas import to_pandas
+from kapso_health.tasks.schemas import DEFAULT_PROJECT, to_pandas
 
 
 class HistoryReader(Protocol):
@@ -42,6 +42,7 @@ class HistoryReader(Protocol):
 
 POLL_COLUMNS = [
     "config_id",
+    "project",
     "polled_at",
     "checked_at",
     "outcome",
@@ -67,18 +68,24 @@ ROWS_PER_BATCH = 1_000_000  # numbers are computed in batches of about this many
 
 def number_tables(polls: pd.DataFrame, days: list[date], policy: Policy) -> dict[str, pd.DataFrame]:
     """The per-number tables for `days`, from those numbers' polls of the days and one day
-    either side: availability, quality, incidents, transitions."""
+    either side: availability, quality (both with the number's `project`), incidents,
+    transitions."""
     stamps = [pd.Timestamp(d, tz="UTC") for d in days]
     obs = observations(polls, policy)
     # Incidents and transitions look across the margin; holding time only matters in range.
-    reach = pd.Timedelta(policy.max_gap)
-    near = obs["at"].between(stamps[0] - reach, stamps[-1] + pd.Timedelta(days=1) + reach)
+    reach = obs["max_gap"]  # each observation's own: only then can it hold into the range
+    near = (obs["at"] >= stamps[0] - reach) & (
+        obs["at"] <= stamps[-1] + pd.Timedelta(days=1) + reach
+    )
     pieces = intervals(obs[near], policy)
     found = incident_days(incidents(obs, policy))
     changes = all_transitions(obs)
+    project = projects(polls)
     tables = {
-        "availability_daily": daily_availability(obs, pieces, stamps, policy, found),
-        "quality_daily": daily_quality(obs, pieces, stamps, changes),
+        "availability_daily": _with_project(
+            daily_availability(obs, pieces, stamps, policy, found), project
+        ),
+        "quality_daily": _with_project(daily_quality(obs, pieces, stamps, changes), project),
         "incidents": found,
         "quality_transitions": changes,
     }
@@ -88,13 +95,32 @@ def number_tables(polls: pd.DataFrame, days: list[date], policy: Policy) -> dict
     }
 
 
+def projects(polls: pd.DataFrame) -> pd.Series:
+    """The Kapso project of each number (`config_id` → project): that of its latest poll; rows
+    without one (a history from before the column) are the default project."""
+    if "project" not in polls:
+        polls = polls.assign(project=pd.NA)
+    latest = polls.sort_values("polled_at", kind="stable").drop_duplicates("config_id", keep="last")
+    project = latest["project"].astype("string").fillna(DEFAULT_PROJECT)
+    return pd.Series(project.to_numpy(), index=latest["config_id"].astype("string"), name="project")
+
+
+def _with_project(table: pd.DataFrame, project: pd.Series) -> pd.DataFrame:
+    """`table` with its numbers' `project` beside `config_id` and `day`."""
+    found = table["config_id"].map(project).astype("string").fillna(DEFAULT_PROJECT)
+    table.insert(2, "project", found)
+    return table
+
+
 def fleet_tables(
     availability: pd.DataFrame, quality: pd.DataFrame, numbers: pd.DataFrame
 ) -> dict[str, pd.DataFrame]:
-    """Roll-ups per day: the fleet, and per customer and per WABA from the `numbers` table."""
+    """Roll-ups per day: the fleet, per Kapso project (from the polls, in `availability`), and
+    per customer and per WABA from the `numbers` table."""
     attributes = latest_attributes(numbers)
     return {
         "fleet_daily": fleet_rollup(availability, quality),
+        "project_daily": fleet_rollup(availability, quality, by="project"),
         "customer_daily": fleet_rollup(availability, quality, attributes, "customer_id"),
         "waba_daily": fleet_rollup(availability, quality, attributes, "business_account_id"),
     }

@@ -32,35 +32,53 @@ text-align:left}td.n{text-align:right}svg text{font:11px system-ui,sans-serif;fi
 """
 
 
-def render_report(title: str, tables: dict[str, pd.DataFrame]) -> str:
-    """The page for the days in `tables` (the report tables, `day` as UTC midnight)."""
+def render_report(title: str, tables: dict[str, pd.DataFrame], rule: str | None = None) -> str:
+    """The page for the days in `tables` (the report tables, `day` as UTC midnight); `rule`
+    says how long an observation held (`Policy.gap_rule()`)."""
     availability, quality = tables["availability_daily"], tables["quality_daily"]
     fleet, transitions = tables["fleet_daily"], tables["quality_transitions"]
     found = tables["incidents"]
+    project = _project_of(availability)  # None with one project: the page looks as ever
+    numbered = ["project", "config_id"] if project is not None else ["config_id"]
     sections = [
         f"<h1>{escape(title)}</h1>",
+        f"<p class=note id=max-gap>Each observation holds until the number's next one, at most "
+        f"{escape(rule)}; beyond that the time is unknown (coverage).</p>"
+        if rule
+        else "",
         _figures(fleet, availability),
+        *(
+            [
+                "<h2 id=projects>Per Kapso project</h2>",
+                _project_figures(availability, tables.get("project_daily")),
+            ]
+            if project is not None
+            else []
+        ),
         "<h2>Fleet availability per day (time-weighted)</h2>",
         _trend(fleet),
         "<h2>Availability per number and day</h2>",
-        _heatmap(availability, "availability_time", _availability_colour),
+        _heatmap(availability, "availability_time", _availability_colour, project),
         "<h2>Quality rating per number and day (last rating of the day)</h2>",
-        _heatmap(quality, "last_rating", lambda v: RATING_COLOURS.get(v, EMPTY)),
+        _heatmap(quality, "last_rating", lambda v: RATING_COLOURS.get(v, EMPTY), project),
         _legend(),
         f"<h2>Worst numbers (lowest availability, top {WORST_ROWS})</h2>",
-        _worst(availability),
+        _worst(availability, project),
         "<h2>Quality downgrades and phone status changes for the worse</h2>",
         _listing(
-            transitions[transitions["worse"]].sort_values("at"),
-            ["at", "config_id", "field", "from_value", "to_value"],
+            _beside(transitions[transitions["worse"]].sort_values("at"), project),
+            ["at", *numbered, "field", "from_value", "to_value"],
             "reports/quality_transitions",
         ),
         "<h2>Incidents</h2>",
         _listing(
-            found.drop_duplicates("incident_id")
-            .sort_values("start")
-            .assign(minutes=lambda f: f["duration_seconds"] / 60),
-            ["start", "end", "config_id", "kind", "minutes", "ongoing"],
+            _beside(
+                found.drop_duplicates("incident_id")
+                .sort_values("start")
+                .assign(minutes=lambda f: f["duration_seconds"] / 60),
+                project,
+            ),
+            ["start", "end", *numbered, "kind", "minutes", "ongoing"],
             "reports/incidents",
         ),
     ]
@@ -92,6 +110,38 @@ def _figures(fleet: pd.DataFrame, availability: pd.DataFrame) -> str:
         )
         + "</div>"
     )
+
+
+def _project_of(availability: pd.DataFrame) -> pd.Series | None:
+    """Each number's project (`config_id` → project) when the page covers more than one."""
+    if "project" not in availability or availability["project"].nunique() < 2:
+        return None
+    return availability.drop_duplicates("config_id").set_index("config_id")["project"]
+
+
+def _beside(frame: pd.DataFrame, project: pd.Series | None) -> pd.DataFrame:
+    """`frame` with its numbers' project (when the page has several)."""
+    if project is None:
+        return frame
+    return frame.assign(project=frame["config_id"].map(project))
+
+
+def _project_figures(availability: pd.DataFrame, rollup: pd.DataFrame | None) -> str:
+    """The page's headline figures, one row per project over the page's days."""
+    grouped = availability.assign(with_incidents=availability["incidents"] > 0).groupby("project")
+    table = pd.DataFrame(
+        {
+            "numbers": grouped["config_id"].nunique(),
+            "mean_availability": grouped["availability_time"].mean(),
+            "mean_coverage": grouped["coverage"].mean(),
+            "number_days_with_incidents": grouped["with_incidents"].sum(),
+            "downtime_hours": grouped["downtime_seconds"].sum() / 3600,
+        }
+    )
+    if rollup is not None:
+        table["quality_downgrades"] = rollup.groupby("project")["downgrades"].sum()
+    table = table.reset_index()
+    return _rows(table, list(table.columns), percent=("mean_availability", "mean_coverage"))
 
 
 def _trend(fleet: pd.DataFrame) -> str:
@@ -129,15 +179,22 @@ def _trend(fleet: pd.DataFrame) -> str:
     )
 
 
-def _heatmap(frame: pd.DataFrame, column: str, colour) -> str:
+def _heatmap(frame: pd.DataFrame, column: str, colour, project: pd.Series | None = None) -> str:
+    """A row per number (grouped by project when there are several), a column per day."""
     if frame.empty:
         return "<p class=note>No numbers.</p>"
     grid = frame.pivot(index="config_id", columns="day", values=column)
+    labels = [str(number)[:28] for number in grid.index]
+    if project is not None:
+        owner = grid.index.map(project).astype(str)
+        grid = grid.set_axis(pd.MultiIndex.from_arrays([owner, grid.index])).sort_index()
+        labels = [f"{name[:10]} · {str(number)[:22]}" for name, number in grid.index]
+        grid.index = grid.index.get_level_values(1)
     width, height = LABEL + CELL * len(grid.columns) + 10, CELL * len(grid.index) + 30
     cells = []
-    for row, (number, values) in enumerate(grid.iterrows()):
+    for row, ((number, values), label) in enumerate(zip(grid.iterrows(), labels, strict=True)):
         y = 20 + row * CELL
-        cells.append(f'<text x="0" y="{y + CELL - 3}">{escape(str(number)[:28])}</text>')
+        cells.append(f'<text x="0" y="{y + CELL - 3}">{escape(label)}</text>')
         for col, (day, value) in enumerate(values.items()):
             shown = (
                 "no data"
@@ -172,8 +229,10 @@ def _legend() -> str:
     )
 
 
-def _worst(availability: pd.DataFrame) -> str:
+def _worst(availability: pd.DataFrame, project: pd.Series | None = None) -> str:
     worst = worst_numbers(availability, WORST_ROWS)
+    if project is not None:
+        worst.insert(0, "project", worst["config_id"].map(project))
     return _rows(worst, list(worst.columns), percent=("availability_time", "coverage"))
 
 

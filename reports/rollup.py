@@ -23,15 +23,20 @@ def fleet_rollup(
     by: str | None = None,
 ) -> pd.DataFrame:
     """Per day (and per `by`, e.g. `customer_id`): numbers polled, mean availability, numbers
-    with incidents, numbers per last quality rating, downgrades."""
-    merged = availability.merge(quality, on=["config_id", "day"], how="left")
+    with incidents, numbers per last quality rating, downgrades. `by` comes from `attributes`,
+    or from `availability` itself when it has that column (`project`)."""
+    shared = [c for c in quality.columns if c in availability.columns]
+    keys = ["config_id", "day"]
+    extra = quality.drop(columns=[c for c in shared if c not in keys])
+    merged = availability.merge(extra, on=keys, how="left")
     keys = ["day"]
     if by is not None:
-        merged = merged.merge(
-            attributes if attributes is not None else pd.DataFrame(columns=["config_id", by]),
-            on="config_id",
-            how="left",
-        )
+        if by not in merged:
+            merged = merged.merge(
+                attributes if attributes is not None else pd.DataFrame(columns=["config_id", by]),
+                on="config_id",
+                how="left",
+            )
         merged[by] = merged[by].astype("string").fillna("(unknown)")
         keys.append(by)
     observed = merged["polls_up"] + merged["polls_down"] + merged["polls_degraded"]

@@ -18,6 +18,7 @@ def _typed(kind: pa.DataType, *names: str) -> list[tuple[str, pa.DataType]]:
 
 
 NUMBER_DAY = [("config_id", pa.string()), ("day", pa.date32())]
+NUMBER_DAY_PROJECT = [*NUMBER_DAY, ("project", pa.string())]
 ROLLUP = [
     *_typed(pa.int64(), "numbers", "numbers_polled"),
     *_typed(pa.float64(), "mean_availability_time", "mean_availability_samples", "mean_coverage"),
@@ -29,7 +30,7 @@ ROLLUP = [
 
 REPORT_SCHEMAS: dict[str, pa.Schema] = {
     "availability_daily": _schema(
-        NUMBER_DAY,
+        NUMBER_DAY_PROJECT,
         _typed(pa.int64(), "polls_up", "polls_down", "polls_degraded", "polls_unknown"),
         _typed(
             pa.float64(),
@@ -45,10 +46,10 @@ REPORT_SCHEMAS: dict[str, pa.Schema] = {
             "messaging_blocked_share",
         ),
         _typed(pa.int64(), "incidents", "blocked_incidents"),
-        [("mttr_seconds", pa.float64())],
+        _typed(pa.float64(), "mttr_seconds", "max_gap_seconds"),
     ),
     "quality_daily": _schema(
-        NUMBER_DAY,
+        NUMBER_DAY_PROJECT,
         _typed(pa.float64(), *(f"share_{r.lower()}" for r in RATINGS)),
         _typed(pa.string(), "worst_rating", "last_rating"),
         _typed(pa.int64(), "rating_changes", "downgrades", "phone_status_changes"),
@@ -76,6 +77,7 @@ REPORT_SCHEMAS: dict[str, pa.Schema] = {
         [("pass_rate", pa.float64())],
     ),
     "fleet_daily": _schema([("day", pa.date32())], ROLLUP),
+    "project_daily": _schema([("day", pa.date32()), ("project", pa.string())], ROLLUP),
     "customer_daily": _schema([("day", pa.date32()), ("customer_id", pa.string())], ROLLUP),
     "waba_daily": _schema([("day", pa.date32()), ("business_account_id", pa.string())], ROLLUP),
 }

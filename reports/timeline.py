@@ -5,6 +5,12 @@ An observation is a distinct (`config_id`, `checked_at`) among polls with outcom
 skipped poll is an observation of an *unknown* state at its `polled_at`. Each observation
 holds until the next one of the same number, at most `max_gap`; beyond that the time is
 unknown. Intervals are split at UTC midnight so each piece belongs to one day.
+
+`max_gap` is either fixed (`Policy(max_gap=timedelta(...))`, the pure default: 30 minutes) or,
+with `Policy(max_gap=None)`, each number's own cadence per day: `cadence_factor` x the median
+interval between its observations that day and the day before, clamped to `cadence_range`; a
+number-day with no such interval (fewer than two observations over the two days) gets the
+range's lower bound. `observations` puts the gap that applies on each row (`max_gap`).
 """
 
 from __future__ import annotations
@@ -15,7 +21,12 @@ from datetime import timedelta
 import numpy as np
 import pandas as pd
 
-from kapso_health.tasks.settings import MAX_GAP_MINUTES
+from kapso_health.tasks.settings import (
+    CADENCE_GAP_FACTOR,
+    CADENCE_GAP_MAX_MINUTES,
+    CADENCE_GAP_MIN_MINUTES,
+    MAX_GAP_MINUTES,
+)
 from kapso_health.tasks.vocabulary import DEGRADED, REPORT_STATES, UNKNOWN, UP
 
 DAY = pd.Timedelta(days=1)
@@ -23,14 +34,39 @@ DAY = pd.Timedelta(days=1)
 
 @dataclass(frozen=True)
 class Policy:
-    """How statuses count. The defaults are the ones documented in the README."""
+    """How statuses count, and how long an observation holds. `max_gap=None` is the README's
+    default (each number's cadence; the flow and the command line use it); `Policy()` keeps a
+    fixed 30 minutes, which hand-worked examples rely on."""
 
     states: dict[str, str] = field(default_factory=lambda: dict(REPORT_STATES))
     degraded_counts_as_up: bool = True
-    max_gap: timedelta = timedelta(minutes=MAX_GAP_MINUTES)
+    max_gap: timedelta | None = timedelta(minutes=MAX_GAP_MINUTES)  # None: per-number cadence
+    cadence_factor: float = CADENCE_GAP_FACTOR
+    cadence_range: tuple[timedelta, timedelta] = (
+        timedelta(minutes=CADENCE_GAP_MIN_MINUTES),
+        timedelta(minutes=CADENCE_GAP_MAX_MINUTES),
+    )
 
     def available(self) -> tuple[str, ...]:
         return (UP, DEGRADED) if self.degraded_counts_as_up else (UP,)
+
+    def gap_rule(self) -> str:
+        """How long an observation holds, in words (for the page and the artifacts)."""
+        if self.max_gap is not None:
+            return f"a fixed {_duration(self.max_gap)} (max gap set explicitly)"
+        low, high = self.cadence_range
+        return (
+            f"each number's own cadence: {self.cadence_factor:g} x its median interval between "
+            f"observations that day and the day before, within {_duration(low)} to "
+            f"{_duration(high)} ({_duration(low)} without two observations to measure)"
+        )
+
+
+def _duration(span: timedelta) -> str:
+    minutes = span.total_seconds() / 60
+    if minutes >= 120 and minutes % 60 == 0:
+        return f"{minutes / 60:g} h"
+    return f"{minutes:g} min"
 
 
 DEFAULT_POLICY = Policy()
@@ -43,6 +79,7 @@ OBSERVATION_COLUMNS = [
     "quality_rating",
     "can_send_message",
     "phone_status",
+    "max_gap",
 ]
 
 
@@ -64,18 +101,37 @@ def observations(polls: pd.DataFrame, policy: Policy = DEFAULT_POLICY) -> pd.Dat
         frame[column] = frame[column].astype("string").where(frame["ok"])
     frame["config_id"] = frame["config_id"].astype("string")
     ordered = frame.sort_values(["config_id", "at"], kind="stable", ignore_index=True)
+    ordered["max_gap"] = max_gaps(ordered, policy)
     return ordered[OBSERVATION_COLUMNS]
+
+
+def max_gaps(obs: pd.DataFrame, policy: Policy = DEFAULT_POLICY) -> pd.Series:
+    """How long each observation holds at most (timedelta per row of `obs`, which is in time
+    order per number): the fixed `max_gap`, or its number's cadence on the observation's day
+    (see the module's docstring). A day's cadence needs the day before in `obs` to be whole."""
+    if policy.max_gap is not None:
+        return pd.Series(pd.Timedelta(policy.max_gap), index=obs.index, dtype="timedelta64[ns]")
+    low, high = (pd.Timedelta(bound) for bound in policy.cadence_range)
+    step = obs.groupby("config_id", sort=False)["at"].diff()
+    steps = obs.assign(step=step)[step > pd.Timedelta(0)][["config_id", "day", "step"]]
+    window = pd.concat([steps, steps.assign(day=steps["day"] + DAY)], ignore_index=True)
+    median = window.groupby(["config_id", "day"])["step"].median()
+    gap = (median * policy.cadence_factor).clip(low, high)
+    rows = pd.MultiIndex.from_frame(obs[["config_id", "day"]])
+    found = gap.reindex(rows).to_numpy(dtype="timedelta64[ns]")
+    return pd.Series(found, index=obs.index).fillna(low)
 
 
 def intervals(obs: pd.DataFrame, policy: Policy = DEFAULT_POLICY) -> pd.DataFrame:
     """Each observation's holding time, split at UTC midnight: one row per (observation, day).
 
-    Columns: the observation's, plus `start`, `end`, `seconds`, and `day` of the piece.
+    Columns: the observation's, plus `start`, `end`, `seconds`, and `day` of the piece. An
+    observation holds at most its `max_gap` (computed from `policy` when `obs` lacks it).
     """
     if obs.empty:
         return obs.assign(start=obs["at"], end=obs["at"], seconds=pd.Series(dtype="float64"))
     following = obs.groupby("config_id", sort=False)["at"].shift(-1)
-    cap = obs["at"] + pd.Timedelta(policy.max_gap)
+    cap = obs["at"] + (obs["max_gap"] if "max_gap" in obs else max_gaps(obs, policy))
     pieces = obs.assign(start=obs["at"], end=following.where(following < cap, cap))
     pieces = pieces[pieces["end"] > pieces["start"]]
     split = []
@@ -106,7 +162,8 @@ def reported_numbers(obs: pd.DataFrame, pieces: pd.DataFrame, days: list[pd.Time
 
 def runs(obs: pd.DataFrame, column: str, bad: str, recovered: tuple[str, ...]) -> pd.DataFrame:
     """Maximal runs of `column == bad` per number; other values outside `recovered` (unknown
-    or missing) neither end nor extend a run. Columns: config_id, start, last_seen, end."""
+    or missing) neither end nor extend a run. Columns: config_id, start, last_seen, end, and
+    max_gap (how long the last bad observation holds)."""
     known = obs[obs[column].isin([bad, *recovered])]
     if known.empty:
         return pd.DataFrame(
@@ -115,6 +172,7 @@ def runs(obs: pd.DataFrame, column: str, bad: str, recovered: tuple[str, ...]) -
                 **{
                     c: pd.Series(dtype="datetime64[us, UTC]") for c in ("start", "last_seen", "end")
                 },
+                "max_gap": pd.Series(dtype="timedelta64[ns]"),
             }
         )
     ids = known["config_id"].to_numpy(dtype=object)
@@ -132,5 +190,6 @@ def runs(obs: pd.DataFrame, column: str, bad: str, recovered: tuple[str, ...]) -
             "start": first["at"],
             "last_seen": last["at"],
             "end": last["next_at"],  # the first recovered observation; NaT: still open
+            "max_gap": last["max_gap"],
         }
     ).reset_index(drop=True)

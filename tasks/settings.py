@@ -33,7 +33,17 @@ MAX_IN_FLIGHT = 16
 TIMEOUT_SECONDS = 30.0  # Kapso answers `error` itself after 15 s: wait longer than that
 MAX_ATTEMPTS = 4
 CHUNK_SIZE = 500  # numbers per Prefect task run (a task run costs milliseconds)
-MAX_GAP_MINUTES = 30  # how long one observation holds in the report
+MAX_GAP_MINUTES = 30  # the report's fixed max gap, when one is asked for (--max-gap-minutes)
+# By default an observation holds for its number's own cadence: CADENCE_GAP_FACTOR x the median
+# interval between the number's observations that day and the day before, clamped to
+# [CADENCE_GAP_MIN_MINUTES, CADENCE_GAP_MAX_MINUTES]. The floor is the fixed gap: a number polled
+# every 15 minutes (1.5 x 15 = 22.5) reports as it always did, one missed poll still covered, and
+# a number-day without two observations to measure gets it too. The ceiling: an observation
+# older than 3 hours says little about the number now (at 60/min a project of up to 7,200
+# numbers is polled at least every 2 hours, 1.5 x 2 h = 3 h); a slower cadence shows unknown time.
+CADENCE_GAP_FACTOR = 1.5
+CADENCE_GAP_MIN_MINUTES = MAX_GAP_MINUTES
+CADENCE_GAP_MAX_MINUTES = 180
 GLOBAL_LIMIT_NAME = "kapso-health-api"
 SCHEDULE_MINUTES = 15.0  # the scheduled collection's interval (prefect.yaml: */15)
 WINDOW_MINUTES = 14.5  # its rolling window: the interval less half a minute, so runs never overlap

@@ -17,6 +17,7 @@ from kapso_health.reports.schemas import REPORT_SCHEMAS
 from kapso_health.simulator.fleet import Fleet
 from kapso_health.tasks.flatten import flatten_numbers, flatten_polls
 from kapso_health.tasks.poll import PollResult
+from kapso_health.tasks.schemas import DEFAULT_PROJECT
 from kapso_health.tasks.storage import ParquetStore
 from kapso_health.tasks.vocabulary import Outcome
 
@@ -24,8 +25,9 @@ pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("prefect_server")
 DAY = date(2026, 3, 1)
 
 
-def write_history(root: Path, numbers: int = 20) -> ParquetStore:
-    """Two days plus the evening before, every 15 minutes; every 7th poll of a number fails."""
+def write_history(root: Path, numbers: int = 20, projects: int = 1) -> ParquetStore:
+    """Two days plus the evening before, every 15 minutes; every 7th poll of a number fails.
+    With several projects, the i-th listed number is in project `p{i % projects}`."""
     store, fleet = ParquetStore(str(root)), Fleet(numbers, seed=8)
     listed = [n for n in fleet.numbers if n.profile != "deleted"]
     items = fleet.list_page("legacy", 1, 100)["data"]
@@ -41,8 +43,12 @@ def write_history(root: Path, numbers: int = 20) -> ParquetStore:
             )
             for i, n in enumerate(listed)
         ]
-        for name, table in flatten_polls(results, f"run{step}").tables().items():
-            store.write(name, table, f"run{step}", "c0")
+        for part in range(projects):
+            mine = results[part::projects]
+            project = f"p{part}" if projects > 1 else DEFAULT_PROJECT
+            flat = flatten_polls(mine, f"run{step}", project=project)
+            for name, table in flat.tables().items():
+                store.write(name, table, f"run{step}", f"c{part}")
     return store
 
 
@@ -91,6 +97,7 @@ def test_report_counts_match_an_independent_count_and_rebuilds_replace(tmp_path:
             "reports/quality_daily",
             "reports/incidents",
             "reports/fleet_daily",
+            "reports/project_daily",
         )
     }
     daily_report(day=DAY, to=DAY + timedelta(days=1), storage=str(tmp_path))
@@ -99,6 +106,7 @@ def test_report_counts_match_an_independent_count_and_rebuilds_replace(tmp_path:
         for p in before
     }
     assert before == after and before["reports/fleet_daily"] == 2
+    assert before["reports/project_daily"] == 2  # one project, the default, on each day
 
 
 async def read_artifacts(flow_run_id) -> dict:
@@ -117,6 +125,8 @@ def test_report_writes_a_page_and_three_keyed_artifacts(tmp_path: Path) -> None:
     assert page == tmp_path / "reports" / "html" / "kapso-health-2026-03-01.html"
     html = page.read_text()
     assert html.count("class=cell") == 2 * 8 and "<script" not in html
+    assert "own cadence: 1.5 x its median interval" in html  # the default rule, said on the page
+    assert summary["max_gap"].startswith("each number's own cadence")
     artifacts = asyncio.run(read_artifacts(state.state_details.flow_run_id))
     assert set(artifacts) == {
         "daily-report-summary",
@@ -124,6 +134,9 @@ def test_report_writes_a_page_and_three_keyed_artifacts(tmp_path: Path) -> None:
         "daily-report-page",
     }
     assert "| 2026-03-01 |" in artifacts["daily-report-summary"].data
+    assert "Observations hold at most each number's own cadence" in (
+        artifacts["daily-report-summary"].data
+    )
     assert page.as_uri() in artifacts["daily-report-page"].data
     worst = json.loads(artifacts["daily-report-worst-numbers"].data)
     availability = ParquetStore(str(tmp_path)).read(
@@ -145,9 +158,31 @@ def test_per_customer_rollup_uses_the_numbers_table(tmp_path: Path) -> None:
     assert got.to_dict() == expected.to_dict()
 
 
+def test_two_projects_get_their_rollup_page_section_and_summary_rows(tmp_path: Path) -> None:
+    store = write_history(tmp_path, numbers=6, projects=2)
+    state = daily_report(day=DAY, storage=str(tmp_path), return_state=True)
+    summary = state.result()
+    polls = store.read("polls", DAY, DAY)
+    counts = polls.groupby("project")["config_id"].nunique().to_dict()
+    assert set(counts) == {"p0", "p1"} and sum(counts.values()) == polls["config_id"].nunique()
+    assert {r["project"]: r["numbers"] for r in summary["projects"]} == counts
+    rollup = store.read("reports/project_daily", DAY, DAY, schema=REPORT_SCHEMAS["project_daily"])
+    assert rollup.set_index("project")["numbers"].to_dict() == counts
+    assert "id=projects" in Path(summary["page"]).read_text()
+    artifact = asyncio.run(read_artifacts(state.state_details.flow_run_id))["daily-report-summary"]
+    assert "## Per Kapso project" in artifact.data
+    assert "| 2026-03-01 | p0 |" in artifact.data and "| 2026-03-01 | p1 |" in artifact.data
+
+
 def test_a_day_without_data_gives_empty_tables_not_an_error(tmp_path: Path) -> None:
     summary = daily_report(day=DAY, storage=str(tmp_path / "empty"))
     assert summary["fleet"] == []
+
+
+def test_an_explicit_max_gap_is_the_rule_the_page_states(tmp_path: Path) -> None:
+    summary = daily_report(day=DAY, storage=str(tmp_path / "empty"), max_gap_minutes=45)
+    assert summary["max_gap"] == "a fixed 45 min (max gap set explicitly)"
+    assert "at most a fixed 45 min" in Path(summary["page"]).read_text()
 
 
 def test_report_command_prints_the_fleet_table(tmp_path: Path, run_cli) -> None:

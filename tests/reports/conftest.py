@@ -62,11 +62,25 @@ class FrameHistory:
         return table.select(columns or schema.names)
 
 
-def report_tables(polls: pd.DataFrame = HISTORY) -> dict[str, pd.DataFrame]:
-    days = [day.date() for day in DAYS]
-    return build_reports(FrameHistory(polls), days, Policy())
+def report_tables(
+    polls: pd.DataFrame = HISTORY, days: list[pd.Timestamp] = DAYS, policy: Policy | None = None
+) -> dict[str, pd.DataFrame]:
+    return build_reports(FrameHistory(polls), [day.date() for day in days], policy or Policy())
 
 
 @pytest.fixture
 def tables() -> dict[str, pd.DataFrame]:
     return report_tables()
+
+
+@pytest.fixture
+def build():
+    """`report_tables` for a test's own polls, days and policy."""
+    return report_tables
+
+
+@pytest.fixture
+def two_projects() -> dict[str, pd.DataFrame]:
+    """The same history, its two numbers in two Kapso projects."""
+    owner = {"good": "alpha", "bad<script>": "beta"}
+    return report_tables(HISTORY.assign(project=HISTORY["config_id"].map(owner)))

@@ -7,6 +7,7 @@ from html.parser import HTMLParser
 import pandas as pd
 
 from kapso_health.reports.html import LISTING_ROWS, RATING_COLOURS, _listing, render_report
+from kapso_health.reports.timeline import Policy
 
 
 class Collector(HTMLParser):
@@ -82,3 +83,38 @@ def test_a_long_listing_shows_its_first_rows_and_says_where_the_rest_are() -> No
     assert f">n{LISTING_ROWS - 1}<" in page and f">n{LISTING_ROWS}<" not in page
     short = _listing(frame.head(3), ["at", "config_id"], "reports/incidents")
     assert short.count("<tr>") == 4 and "The first" not in short
+
+
+def test_the_page_states_how_long_an_observation_held(tables: dict[str, pd.DataFrame]) -> None:
+    page = render_report("Report", tables, Policy(max_gap=None).gap_rule())
+    assert "at most each number&#x27;s own cadence: 1.5 x its median interval" in page
+    assert page.index("id=max-gap") < page.index("class=figures")  # near the top
+    assert "id=max-gap" not in render_report("Report", tables)
+
+
+def test_two_projects_get_a_section_and_the_project_beside_each_number(
+    two_projects: dict[str, pd.DataFrame],
+) -> None:
+    page = render_report("Report", two_projects)
+    assert page.index("id=projects") < page.index("id=trend")  # near the top
+    # by hand: alpha ("good") up 10:00-10:30 both days; beta ("bad") down 10:00-10:45 on day 1
+    # (one incident into day 2, one downgrade), up 10:00-10:30 on day 2
+    assert (
+        "<tr><td>alpha</td><td>1</td><td class=n>100.0%</td><td class=n>2.1%</td><td>0</td>"
+        "<td class=n>0.0</td><td>0</td></tr>"
+    ) in page
+    assert (
+        "<tr><td>beta</td><td>1</td><td class=n>50.0%</td><td class=n>2.6%</td><td>2</td>"
+        "<td class=n>0.8</td><td>1</td></tr>"
+    ) in page
+    assert "<tr><td>beta</td><td>bad&lt;script&gt;</td><td class=n>50.0%</td>" in page  # worst
+    assert "<td>2026-03-01 10:15</td><td>beta</td><td>bad&lt;script&gt;</td>" in page  # downgrade
+    assert page.count(">beta · bad&lt;script&gt;</text>") == 2  # a row label in both heatmaps
+
+
+def test_with_one_project_the_page_has_no_project_section_or_column(
+    tables: dict[str, pd.DataFrame],
+) -> None:
+    page = render_report("Report", tables)
+    assert set(tables["availability_daily"]["project"]) == {"default"}
+    assert "id=projects" not in page and "<th>project</th>" not in page and " · " not in page
