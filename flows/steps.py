@@ -228,7 +228,7 @@ async def collect_project(
             settings.base_url,
             settings.flavour,
         )
-        async with Progress(len(planned)) as progress:
+        async with Progress(len(planned), project.name) as progress:
             counts, written, alerts = await poll_and_store(
                 client,
                 planned,
@@ -271,11 +271,12 @@ class ProjectRun:
 
 
 class Progress:
-    """`async with Progress(total)`: counts finished polls; logs and updates a progress
-    artifact every few seconds, and once more at the end."""
+    """`async with Progress(total, project)`: counts finished polls; logs and updates a
+    progress artifact every few seconds, and once more at the end."""
 
-    def __init__(self, total: int) -> None:
+    def __init__(self, total: int, project: str = DEFAULT_PROJECT) -> None:
         self.total = total
+        self.project = project
         self.outcomes: Counter[str] = Counter()
         self.artifact_id: Any = None
         self.logger = get_run_logger()
@@ -290,7 +291,9 @@ class Progress:
 
     async def __aenter__(self) -> Progress:
         self.artifact_id = await acreate_progress_artifact(
-            0.0, key="collect-health-progress", description="Numbers polled in this run"
+            0.0,
+            key="collect-health-progress",
+            description=f"Numbers of project {self.project} polled in this run",
         )
         self._ticker = asyncio.create_task(self._tick())
         return self
@@ -308,7 +311,8 @@ class Progress:
     async def _report(self) -> None:
         done = sum(self.outcomes.values())
         self.logger.info(
-            "Polled %d/%d numbers (%s)",
+            "Project %s: polled %d/%d numbers (%s)",
+            self.project,
             done,
             self.total,
             ", ".join(f"{k} {v}" for k, v in sorted(self.outcomes.items())),
