@@ -175,7 +175,7 @@ def _add_fleet_arguments(
     parser.add_argument("--ids-file", type=Path, help="file with one number id per line")
     parser.add_argument(
         "--window-minutes",
-        type=float,
+        type=_positive,
         default=window,
         metavar="M",
         help="a rolling run: the most due numbers first, as many as M minutes of budget allow"
@@ -183,7 +183,7 @@ def _add_fleet_arguments(
     )
     parser.add_argument(
         "--interval-minutes",
-        type=float,
+        type=_positive,
         default=interval,
         metavar="M",
         help="how often runs come: warns when the fleet cannot be covered that often"
@@ -192,6 +192,13 @@ def _add_fleet_arguments(
     parser.add_argument(
         "--projects", metavar="FILE", help="several Kapso projects (TOML or YAML; see README)"
     )
+
+
+def _positive(text: str) -> float:
+    value = float(text)
+    if not 0 < value <= 1440:
+        raise argparse.ArgumentTypeError(f"must be more than 0 and at most 1440 minutes: {text}")
+    return value
 
 
 def _add_connection_arguments(parser: argparse.ArgumentParser) -> None:

@@ -14,6 +14,7 @@ from pydantic import Field
 
 from kapso_health.flows.steps import ProjectRun, collect_project
 from kapso_health.tasks.client import KapsoAuthError, KapsoListError
+from kapso_health.tasks.clock import utc_now
 from kapso_health.tasks.projects import (
     Project,
     ProjectsFailedError,
@@ -76,8 +77,14 @@ async def collect_health(
     the file names one); each request takes a slot of it, in batches.
     """
     logger = get_run_logger()
+    run_started = utc_now()
     run_id = check_run_id(run_id or str(flow_run.id or uuid.uuid4()))
     projects_file = configured("projects", projects)
+    if projects_file and (ids or base_url):
+        raise ValueError(
+            f"the projects file {projects_file!r} names each project's numbers and URL: "
+            "pass ids and base_url without it, or in it"
+        )
     chosen = (
         read_projects(projects_file)
         if projects_file
@@ -128,8 +135,9 @@ async def collect_health(
                 window_minutes,
                 interval_minutes,
                 limit,
+                run_started,
             )
-        except (MissingApiKeyError, KapsoListError, KapsoAuthError) as exc:
+        except (MissingApiKeyError, KapsoListError, KapsoAuthError, ValueError) as exc:
             if not several:
                 raise
             logger.error("Project %s failed: %s", project.name, exc)

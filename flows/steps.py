@@ -196,9 +196,13 @@ async def collect_project(
     window_minutes: float | None,
     interval_minutes: float | None,
     global_limit: str | None,
+    run_started: datetime | None = None,
 ) -> ProjectRun:
     """One project's collection: its numbers, its capacity, the plan (with a window: the due
-    numbers first, cut to the window's budget), then polling and storing."""
+    numbers first, cut to the window's budget), then polling and storing.
+
+    The window counts from `run_started` (the run's start), and its last request starts a
+    request timeout before its end, so even a request that takes that long ends inside it."""
     logger = get_run_logger()
     started = time.monotonic()
     shared = await shared_budget(global_limit) if global_limit else None
@@ -213,13 +217,13 @@ async def collect_project(
         planned = numbers.ids
         if window_minutes is not None:
             now = client.clock()
+            window_end = (run_started or now) + timedelta(minutes=window_minutes)
+            client.stop_at = max(now, window_end - timedelta(seconds=settings.timeout_seconds))
             key = polled_id_column(settings.flavour)
             seen = last_seen(store, now, key, project.name, exclude_run=run_id)
             cadence = timedelta(minutes=room.cadence_minutes or 0)
-            planned = plan_polls(
-                numbers.ids, seen, now, settings.rate_per_minute, window_minutes, cadence
-            )
-            client.stop_at = now + timedelta(minutes=window_minutes)
+            left = (client.stop_at - now).total_seconds() / 60
+            planned = plan_polls(numbers.ids, seen, now, settings.rate_per_minute, left, cadence)
         logger.info(
             "Project %s: polling %d of %d numbers at %s (%s flavour)",
             project.name,
@@ -253,6 +257,7 @@ async def collect_project(
             capacity=asdict(room) | {"line": room.line()},
             planned=len(planned),
             not_reached=len(planned) - summary["numbers"],
+            stop_at=client.stop_at.isoformat() if client.stop_at else None,
             shared_limit_batches=shared.batches if shared else 0,
             shared_limit_batch_size=shared.batch if shared else 0,
             attempts_by_outcome=dict(sorted(client.attempt_outcomes.items())),

@@ -82,21 +82,24 @@ class KapsoClient:
         """Poll one number's health, retrying transient failures; never raises for a number.
 
         After a 401/403 (`auth_failure`), every poll resolves at once as `unauthorized`
-        without a request: the run stops, and every number still gets its row. A poll whose
-        first request would start after `stop_at` is not made (None): the next run has it.
+        without a request: the run stops, and every number still gets its row. No request
+        starts at or after `stop_at` (a rolling run's window): a number not reached by then
+        has no result (None), and a retry that would start later is not made.
         """
         result = PollResult(number_id, self.clock(), Outcome.OK)
         url = self.settings.health_url(number_id)
         for attempt in range(1, self.settings.max_attempts + 1):
             if self.auth_failure is not None:
                 return self._unauthorized(result)
-            async with self.limiter.slot() as sent_at:
+            async with self.limiter.slot(until=self.stop_at) as sent_at:
                 if self.auth_failure is not None:
                     return self._unauthorized(result)
+                if sent_at is None:  # the run's window closes before a budget unit is free
+                    if attempt == 1:
+                        return None
+                    break
                 if attempt == 1:
                     result.polled_at = self.clock()  # when it left, not when it queued
-                    if self.stop_at is not None and result.polled_at >= self.stop_at:
-                        return None
                 response = await self._send(url, result)
                 if response is not None:
                     self.limiter.observe(sent_at, response.status_code, response.headers)

@@ -148,19 +148,23 @@ class RateLimiter:
         self.throttled = 0
 
     @asynccontextmanager
-    async def slot(self) -> AsyncIterator[float]:
-        """Hold an in-flight place and a budget unit; yields the send time for `observe`."""
+    async def slot(self, until: datetime | None = None) -> AsyncIterator[float | None]:
+        """Hold an in-flight place and a budget unit; yields the send time for `observe`, or
+        None when no unit is free before `until` (nothing was taken: do not send)."""
         async with self._in_flight:
             async with self._turn:
                 if self.shared is not None:
                     await self.shared.take()
-                ticket = await self._wait_for_budget()
+                ticket = await self._wait_for_budget(until)
             yield ticket
 
-    async def _wait_for_budget(self) -> float:
+    async def _wait_for_budget(self, until: datetime | None) -> float | None:
+        deadline = None if until is None else until.timestamp()
         while True:
             now = self.clock().timestamp()
             wait = max(self.paused_until - now, *(w.wait(now) for w in self.windows.values()))
+            if deadline is not None and now + max(wait, 0.0) >= deadline:
+                return None
             if wait <= 0:
                 break
             await self.sleep(wait)

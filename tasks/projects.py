@@ -125,7 +125,11 @@ def _project(entry: Any, base: Path, index: int) -> Project:
         raise ProjectsFileError(f"{where}: flavour must be 'legacy' or 'platform'")
     ids = entry.get("ids")
     if entry.get("ids_file"):
-        ids = [*(ids or []), *read_ids_file((base / entry["ids_file"]).read_text())]
+        try:
+            listed = read_ids_file((base / entry["ids_file"]).read_text())
+        except OSError as exc:
+            raise ProjectsFileError(f"{where}: cannot read its ids_file: {exc}") from exc
+        ids = [*(ids or []), *listed]
     try:
         ids = clean_ids(ids) if ids is not None else None
     except ValueError as exc:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections import Counter
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from kapso_health.flows.collect import collect_health
@@ -22,40 +23,41 @@ def listed(size: int, seed: int = 7) -> set[str]:
     return {n.config_id for n in Fleet(size, seed).numbers if n.profile != "deleted"}
 
 
-async def test_rolling_runs_stay_in_their_budget_and_reach_everyone_before_anyone_twice(
+async def test_rolling_runs_end_in_their_window_and_reach_everyone_before_anyone_twice(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("KAPSO_API_KEY", "k")
-    config = SimulatorConfig(numbers=60, rate_per_second=None, rate_per_minute=600)
-    window = 0.05  # minutes: at 600/min, a budget of 30 polls for a fleet of ~60
+    config = SimulatorConfig(numbers=60, rate_per_second=None, rate_per_minute=300)
+    window = 0.1  # minutes: at 300/min a budget of 30 polls for a fleet of ~60
+    fleet = listed(60)
+    runs, seen = [], Counter()
     with running_simulator(config) as simulator:
-        runs = [
-            await collect_health(
-                base_url=simulator.base_url(),
-                storage=str(tmp_path),
-                rate_per_second=0,
-                rate_per_minute=600,
-                window_minutes=window,
-                interval_minutes=window,
-                run_id=run_id,
+        while len(seen) < len(fleet) and len(runs) < 5:
+            run_id = f"run{len(runs)}"
+            runs.append(
+                await collect_health(
+                    base_url=simulator.base_url(),
+                    storage=str(tmp_path),
+                    rate_per_second=0,
+                    rate_per_minute=300,
+                    timeout_seconds=1.0,
+                    window_minutes=window,
+                    interval_minutes=window,
+                    run_id=run_id,
+                )
             )
-            for run_id in ("first", "second")
-        ]
+            polls = ParquetStore(str(tmp_path)).read("polls")
+            mine = polls[polls["run_id"] == run_id]
+            seen.update(mine["config_id"])
+            part = runs[-1]["projects"]["default"]
+            assert 0 < len(mine) <= part["capacity"]["allowed"] < len(fleet)
+            assert len(mine) + part["not_reached"] == part["planned"]
+            # no request started after the window's last start (its end less a timeout)
+            assert mine["polled_at"].max() < pd.Timestamp(part["stop_at"])
         health_requests = simulator.stats()["counts"]["health_requests"]
-    polls = ParquetStore(str(tmp_path)).read("polls")
-    per_run = polls.groupby("run_id")["config_id"].apply(list)
-    assert [run["capacity"] for run in runs] == [
-        [runs[0]["projects"]["default"]["capacity"]["line"]]
-    ] * 2
-    allowed = runs[0]["projects"]["default"]["capacity"]["allowed"]
-    assert allowed == 30 and len(listed(60)) > allowed  # the window cannot cover the fleet
-    assert [len(per_run[run]) for run in ("first", "second")] == [
-        allowed,
-        len(listed(60)) - allowed,
-    ]
-    assert Counter([*per_run["first"], *per_run["second"]]) == Counter(listed(60))  # once each
-    assert health_requests == len(polls)  # nothing past the window's budget
-    assert all(run["not_reached"] == 0 for run in runs)
+    assert len(runs) >= 2  # one window could not cover the fleet
+    assert seen == Counter(fleet)  # every number once before any number twice
+    assert health_requests == seen.total()  # nothing sent that has no row
 
 
 async def test_projects_file_polls_each_project_on_its_own_budget_and_names_a_refused_key(

@@ -351,3 +351,26 @@ async def test_the_default_limiter_reads_the_clients_clock(router: respx.MockRou
     assert result.outcome is Outcome.OK and result.attempts == 2
     assert client.limiter.windows["second"].sent == [clock.seconds()] * 2
     assert client.limiter.paused_until == clock.seconds()
+
+
+async def test_no_request_starts_after_stop_at_and_no_retry_either(
+    router: respx.MockRouter, clock
+) -> None:
+    route = router.get(url__regex=rf"{BASE}/whatsapp_configs/.+/health")
+    route.side_effect = lambda request: (
+        httpx.Response(500, text="boom")
+        if "cfg-12" in str(request.url)
+        else httpx.Response(200, json=HEALTHY)
+    )
+    transport = httpx.MockTransport(router.async_handler)
+    budget = settings(rate_per_second=None, rate_per_minute=15, max_attempts=4)
+    async with KapsoClient(budget, transport=transport, clock=clock) as client:
+        client.stop_at = clock() + timedelta(seconds=59)  # the 16th unit is free at +60 s
+        client.limiter.sleep = clock.sleep
+        results = [await client.poll(f"cfg-{i}") for i in range(18)]
+    reached = [r for r in results if r is not None]
+    # cfg-0..11 take 12 units; cfg-12 fails three times in the last 3, and its 4th attempt
+    # would start after stop_at: not made. cfg-13.. never start.
+    assert route.call_count == 15 == client.limiter.requests
+    assert len(reached) == 13 and results[13:] == [None] * 5
+    assert (reached[12].outcome, reached[12].attempts) == (Outcome.SERVER_ERROR, 3)

@@ -45,6 +45,19 @@ async def test_minute_budget_holds_the_sixteenth_request_until_the_first_ages_ou
     assert clock.slept == [60.0]
 
 
+async def test_no_budget_unit_is_granted_at_or_after_the_deadline(clock) -> None:
+    limiter = faked(clock, per_second=None, per_minute=15, margin_seconds=0)
+    until = clock() + timedelta(seconds=59)
+
+    async def one() -> float | None:
+        async with limiter.slot(until=until) as sent_at:
+            return sent_at
+
+    sends = await asyncio.gather(*(one() for _ in range(20)))
+    assert sends == [clock.seconds()] * 15 + [None] * 5  # the 16th would leave at +60 s
+    assert clock.slept == [] and limiter.requests == 15  # refused without waiting for it
+
+
 def test_minute_window_spaces_the_sixteenth_request() -> None:
     window = Window(limit=15, seconds=60.0, margin=0.0)
     for i in range(15):
