@@ -18,7 +18,10 @@ from kapso_health.tasks.settings import (
     CADENCE_GAP_MAX_MINUTES,
     CADENCE_GAP_MIN_MINUTES,
     CHUNK_SIZE,
+    DEFAULT_BASE_URLS,
     DEFAULT_STORAGE,
+    DEMO_DAYS,
+    DEMO_EVERY_MINUTES,
     DEMO_STORAGE,
     GLOBAL_LIMIT_NAME,
     MAX_ATTEMPTS,
@@ -31,6 +34,7 @@ from kapso_health.tasks.settings import (
     TIMEOUT_SECONDS,
     WINDOW_MINUTES,
     MissingApiKeyError,
+    configured,
 )
 
 # Without internet Prefect's telemetry attempt logs an ERROR; users read ERROR as failure.
@@ -144,8 +148,12 @@ def _parser() -> argparse.ArgumentParser:
     demo = commands.add_parser(
         "demo", help="build days of history against the simulator in seconds, then the report"
     )
-    demo.add_argument("--days", type=int, default=2, help="whole UTC days, ending yesterday")
-    demo.add_argument("--every-minutes", type=int, default=15, help="simulated poll interval")
+    demo.add_argument(
+        "--days", type=int, default=DEMO_DAYS, help="whole UTC days, ending yesterday"
+    )
+    demo.add_argument(
+        "--every-minutes", type=int, default=DEMO_EVERY_MINUTES, help="simulated poll interval"
+    )
     demo.add_argument("--numbers", type=int, default=40, help="simulated fleet size")
     demo.add_argument("--seed", type=int, default=7, help="simulated fleet seed")
     demo.add_argument(
@@ -205,7 +213,7 @@ def _add_connection_arguments(parser: argparse.ArgumentParser) -> None:
     if parser.prog.endswith(("collect", "plan")):
         parser.add_argument("--ids", nargs="+", metavar="ID", help="default: every listed number")
     parser.add_argument("--base-url", help="API root with version prefix (default per flavour)")
-    parser.add_argument("--flavour", choices=("legacy", "platform"), default="legacy")
+    parser.add_argument("--flavour", choices=tuple(DEFAULT_BASE_URLS), default="legacy")
     parser.add_argument(
         "--rate-per-second", type=float, default=RATE_PER_SECOND, help="0 turns it off"
     )
@@ -254,10 +262,10 @@ def _ids(args: argparse.Namespace) -> list[str] | None:
 
 
 def _collect(args: argparse.Namespace) -> int:
+    ids = _ids(args)
+    _require_key(args)  # before Prefect is even imported: a missing key is said at once
     from kapso_health.flows.collect import collect_health
 
-    ids = _ids(args)
-    _require_key(args)
     summary = asyncio.run(
         collect_health(
             ids=ids,
@@ -284,10 +292,17 @@ def _collect(args: argparse.Namespace) -> int:
 
 def _plan(args: argparse.Namespace) -> int:
     from kapso_health.flows.plan import fleet_capacity
+    from kapso_health.tasks.projects import chosen_projects
 
     ids = _ids(args)
-    _require_key(args)
-    for name, room in asyncio.run(fleet_capacity(args, ids)):
+    if ids is None:
+        _require_key(args)
+    base_url = configured("base_url", args.base_url, variables=False)
+    projects = chosen_projects(args.projects, args.api_key_secret, args.flavour, base_url, ids)
+    capacities = fleet_capacity(
+        projects, args.rate_per_minute or None, args.window_minutes, args.interval_minutes
+    )
+    for name, room in asyncio.run(capacities):
         print(f"{name}: {room.line()}")
         if (warning := room.warning()) is not None:
             print(f"{name}: WARNING: {warning}")

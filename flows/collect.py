@@ -15,12 +15,7 @@ from pydantic import Field
 from kapso_health.flows.steps import ProjectRun, collect_project
 from kapso_health.tasks.client import KapsoAuthError, KapsoListError
 from kapso_health.tasks.clock import utc_now
-from kapso_health.tasks.projects import (
-    Project,
-    ProjectsFailedError,
-    read_projects,
-    single_project,
-)
+from kapso_health.tasks.projects import Project, ProjectsFailedError, chosen_projects
 from kapso_health.tasks.settings import (
     CHUNK_SIZE,
     DEFAULT_STORAGE,
@@ -80,19 +75,13 @@ async def collect_health(
     run_started = utc_now()
     run_id = check_run_id(run_id or str(flow_run.id or uuid.uuid4()))
     projects_file = configured("projects", projects)
-    if projects_file and (ids or base_url):
-        raise ValueError(
-            f"the projects file {projects_file!r} names each project's numbers and URL: "
-            "pass ids and base_url without it, or in it"
-        )
-    chosen = (
-        read_projects(projects_file)
-        if projects_file
-        else [
-            single_project(
-                api_key_secret, flavour, configured("base_url", base_url), ids, global_limit
-            )
-        ]
+    chosen = chosen_projects(
+        projects_file,
+        api_key_secret,
+        flavour,
+        base_url if projects_file else configured("base_url", base_url),
+        ids,
+        global_limit,
     )
     several = len(chosen) > 1
     if timeout_seconds <= 15:

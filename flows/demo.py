@@ -21,6 +21,8 @@ from kapso_health.simulator.process import RunningSimulator
 from kapso_health.tasks.client import KapsoClient
 from kapso_health.tasks.clock import ShiftedClock
 from kapso_health.tasks.settings import (
+    DEMO_DAYS,
+    DEMO_EVERY_MINUTES,
     DEMO_STORAGE,
     Flavour,
     connection_settings,
@@ -38,8 +40,8 @@ def demo_days(days: int, today: date) -> list[date]:
 async def demo_history(
     simulator_url: str,
     storage: str = DEMO_STORAGE,
-    days: Annotated[int, Field(ge=1, le=31)] = 2,
-    every_minutes: Annotated[int, Field(ge=1, le=1440)] = 15,
+    days: Annotated[int, Field(ge=1, le=31)] = DEMO_DAYS,
+    every_minutes: Annotated[int, Field(ge=1, le=1440)] = DEMO_EVERY_MINUTES,
     flavour: Flavour = "legacy",
     max_in_flight: Annotated[int, Field(ge=1, le=1000)] = 64,
 ) -> dict[str, Any]:

@@ -7,14 +7,11 @@ from html import escape
 import pandas as pd
 
 from kapso_health.reports.availability import worst_numbers
+from kapso_health.tasks.vocabulary import RATINGS
 
-RATING_COLOURS = {
-    "GREEN": "#2e9d52",
-    "YELLOW": "#e0b020",
-    "RED": "#d0393e",
-    "NA": "#9aa5b1",
-    "UNKNOWN": "#c9ced6",
-}
+RATING_COLOURS = dict(
+    zip(RATINGS, ("#2e9d52", "#e0b020", "#d0393e", "#9aa5b1", "#c9ced6"), strict=True)
+)
 EMPTY = "#eceff3"
 WORST_ROWS = 20
 LISTING_ROWS = 2_000  # rows of a listing on the page; the Parquet tables hold them all

@@ -27,7 +27,7 @@ from kapso_health.tasks.settings import (
     CADENCE_GAP_MIN_MINUTES,
     MAX_GAP_MINUTES,
 )
-from kapso_health.tasks.vocabulary import DEGRADED, REPORT_STATES, UNKNOWN, UP
+from kapso_health.tasks.vocabulary import DEGRADED, REPORT_STATES, UNKNOWN, UP, Outcome
 
 DAY = pd.Timedelta(days=1)
 
@@ -89,7 +89,7 @@ def observations(polls: pd.DataFrame, policy: Policy = DEFAULT_POLICY) -> pd.Dat
     for column in ("checked_at", "status", "quality_rating", "can_send_message", "phone_status"):
         if column not in frame:
             frame[column] = None
-    frame["ok"] = frame["outcome"].astype("string").eq("ok").fillna(False).astype(bool)
+    frame["ok"] = frame["outcome"].astype("string").eq(Outcome.OK.value).fillna(False).astype(bool)
     at = pd.to_datetime(frame["checked_at"], utc=True).where(frame["ok"])
     frame["at"] = at.fillna(pd.to_datetime(frame["polled_at"], utc=True))
     ok = frame[frame["ok"]].drop_duplicates(["config_id", "at"])

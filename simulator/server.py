@@ -81,7 +81,7 @@ class SimulatorConfig:
             keys = () if self.api_key is None else (self.api_key,)
             return [
                 Project(
-                    name="default",
+                    name="default",  # Kapso's project, not the history's column
                     keys=keys,
                     numbers=self.numbers,
                     seed=self.seed,

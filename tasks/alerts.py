@@ -14,7 +14,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from kapso_health.tasks.vocabulary import ASPECTS, STATE_COLUMNS, worse
+from kapso_health.tasks.vocabulary import ASPECTS, STATE_COLUMNS, Outcome, worse
 
 
 @dataclass(frozen=True)
@@ -39,7 +39,7 @@ def state_changes(previous: Mapping[str, Mapping[str, Any]], polls: pa.Table) ->
         ["config_id", "outcome", "is_repeat", "checked_at", *STATE_COLUMNS]
     ).to_pylist():
         before = previous.get(row["config_id"])
-        if before is None or row["outcome"] != "ok" or row["is_repeat"]:
+        if before is None or row["outcome"] != Outcome.OK or row["is_repeat"]:
             continue
         for aspect, (column, _) in ASPECTS.items():
             old, new = before.get(column), row[column]

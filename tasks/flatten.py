@@ -187,7 +187,7 @@ def _ok_poll_row(result: PollResult, body: dict, checks: dict) -> dict[str, Any]
     return {
         "polled_at": result.polled_at,
         "checked_at": body.get("timestamp"),
-        "outcome": "ok",
+        "outcome": Outcome.OK.value,
         "http_status": result.http_status,
         "attempts": result.attempts,
         "latency_ms": result.latency_ms,

@@ -36,7 +36,7 @@ def last_observations(
         now.date(),
         list(dict.fromkeys(["run_id", "polled_at", "outcome", *wanted])),
     )
-    keep = pc.equal(polls.column("outcome"), "ok")
+    keep = pc.equal(polls.column("outcome"), Outcome.OK.value)
     if exclude_run is not None:
         keep = pc.and_(keep, pc.not_equal(polls.column("run_id"), exclude_run))
     polls = polls.filter(keep)

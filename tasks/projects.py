@@ -51,6 +51,26 @@ class Project:
         return api_key_from(self.api_key_secret, env=self.api_key_env)
 
 
+def chosen_projects(
+    projects_file: str | None,
+    api_key_secret: str | None,
+    flavour: str,
+    base_url: str | None,
+    ids: list[str] | None,
+    global_limit: str | None = None,
+) -> list[Project]:
+    """The projects of a run: the projects file's, or the one project the options describe
+    (options that the file states per project are an error beside it)."""
+    if not projects_file:
+        return [single_project(api_key_secret, flavour, base_url, ids, global_limit)]
+    if ids or base_url:
+        raise ProjectsFileError(
+            f"the projects file {projects_file!r} names each project's numbers and URL: "
+            "pass ids and base_url without it, or in it"
+        )
+    return read_projects(projects_file)
+
+
 def single_project(
     api_key_secret: str | None,
     flavour: str,

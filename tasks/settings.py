@@ -27,6 +27,8 @@ LIST_PATHS: dict[str, str] = {
 API_KEY_ENV = "KAPSO_API_KEY"
 DEFAULT_STORAGE = "./data"  # unless the Variable kapso_health_storage or KAPSO_HEALTH_STORAGE says
 DEMO_STORAGE = "./demo-data"  # the demo's simulated history never mixes with a real one
+DEMO_DAYS = 2  # whole UTC days the demo simulates, ending yesterday
+DEMO_EVERY_MINUTES = 15  # its simulated poll interval
 RATE_PER_SECOND = 5.0  # Kapso's health-check limits per project
 RATE_PER_MINUTE = 60.0
 MAX_IN_FLIGHT = 16
@@ -106,17 +108,21 @@ def api_key_from(secret_block: str | None = None, env: str | None = API_KEY_ENV)
     return None
 
 
-def configured(name: str, given: str | None, default: str | None = None) -> str | None:
-    """A non-secret setting: the flow parameter if given, else the Prefect Variable
-    `kapso_health_<name>`, else the environment variable `KAPSO_HEALTH_<NAME>`, else `default`.
+def configured(
+    name: str, given: str | None, default: str | None = None, variables: bool = True
+) -> str | None:
+    """A non-secret setting: the flow parameter if given, else (with `variables`) the Prefect
+    Variable `kapso_health_<name>`, else the environment variable `KAPSO_HEALTH_<NAME>`, else
+    `default`. Without `variables`, Prefect is not asked (the command line's quick commands).
     """
     if given:
         return given
-    from prefect.variables import Variable
+    if variables:
+        from prefect.variables import Variable
 
-    value = Variable.get(f"kapso_health_{name}", default=None, _sync=True)
-    if value:
-        return str(value)
+        value = Variable.get(f"kapso_health_{name}", default=None, _sync=True)
+        if value:
+            return str(value)
     return os.environ.get(f"KAPSO_HEALTH_{name.upper()}") or default
 
 

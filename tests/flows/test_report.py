@@ -193,3 +193,19 @@ def test_report_command_prints_the_fleet_table(tmp_path: Path, run_cli) -> None:
     assert (tmp_path / "data" / "reports" / "html" / "kapso-health-2026-03-01.html").exists()
     assert "kapso-health-2026-03-01.html" in done.stdout
     assert "ERROR" not in done.stdout + done.stderr
+
+
+def test_report_out_puts_the_page_where_asked_and_storage_comes_from_the_environment(
+    tmp_path: Path, run_cli
+) -> None:
+    write_history(tmp_path / "history", numbers=3)
+    done = run_cli(
+        ["report", "--day", "2026-03-01", "--out", str(tmp_path / "pages")],
+        tmp_path,
+        env={"KAPSO_HEALTH_STORAGE": str(tmp_path / "history")},
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    page = tmp_path / "pages" / "kapso-health-2026-03-01.html"
+    assert page.is_file() and str(page) in done.stdout
+    assert not (tmp_path / "history" / "reports" / "html").exists()
+    assert (tmp_path / "history" / "reports" / "availability_daily").is_dir()
