@@ -19,7 +19,7 @@ from prefect.client.orchestration import get_client
 from prefect.exceptions import ObjectNotFound
 
 from kapso_health.tasks.alerts import emit_state_changes, state_changes
-from kapso_health.tasks.client import KapsoClient
+from kapso_health.tasks.client import KapsoAuthError, KapsoClient, KapsoListError
 from kapso_health.tasks.fetch import clean_ids, numbers_table, poll_numbers
 from kapso_health.tasks.flatten import NumberIds, flatten_polls, number_ids, polled_id_column
 from kapso_health.tasks.last_observations import last_observations, last_seen, recent_number_ids
@@ -121,10 +121,30 @@ async def resolve_numbers(
     run_id: str,
     project: str = DEFAULT_PROJECT,
 ) -> Numbers:
-    """The given ids (both ids from the last two days' listings), or every listed number."""
+    """Every listed number, or the given ids. Both ids of each number come from the listing;
+    for given ids, from the last two days' listings, and when some are not there, from a
+    listing now (outside the health budget; if it fails, those keep the one id they have)."""
     flavour = client.settings.flavour
     if ids is not None:
-        return Numbers(clean_ids(ids), recent_number_ids(store, client.clock(), flavour), [])
+        given = clean_ids(ids)
+        known = recent_number_ids(store, client.clock(), flavour)
+        if set(given) <= set(known):
+            return Numbers(given, known, [])
+        try:
+            listed = await list_numbers(client, store, run_id, project)
+        except (KapsoListError, KapsoAuthError) as exc:
+            get_run_logger().warning("Could not list the numbers for their ids: %s", exc)
+            return Numbers(given, known, [])
+        return Numbers(given, known | listed.known_ids, listed.written)
+    listed = await list_numbers(client, store, run_id, project)
+    return Numbers(listed.ids, listed.known_ids, listed.written)
+
+
+async def list_numbers(
+    client: KapsoClient, store: ParquetStore, run_id: str, project: str
+) -> Numbers:
+    """Every number of the project's list endpoint, stored as the `numbers` table."""
+    flavour = client.settings.flavour
     numbers = await discover_numbers(client, run_id, project)
     written = await append_tables(store, {"numbers": numbers}, run_id, "numbers")
     polled = clean_ids(numbers.column(polled_id_column(flavour)).drop_null().to_pylist())

@@ -47,8 +47,12 @@ async def test_explicit_platform_ids_keep_text_and_unknown_ids_are_not_found(
             storage=str(tmp_path),
             **FAST,
         )
-    polls = ParquetStore(str(tmp_path)).read("polls").set_index("config_id")
+    polls = ParquetStore(str(tmp_path)).read("polls").set_index("phone_number_id")
     assert sorted(polls.index) == sorted([*ids, unknown])
+    # Kapso's config id comes from a listing made for it; a number no listing has keeps its
+    # phone number id (deleted numbers are not listed either)
+    listed = {n.phone_number_id: n.config_id for n in fleet.numbers if n.profile != "deleted"}
+    assert polls["config_id"].to_dict() == {i: listed.get(i, i) for i in polls.index}
     assert (polls.loc[unknown, "outcome"], polls.loc[unknown, "http_status"]) == ("not_found", 404)
     deleted = {n.phone_number_id for n in fleet.numbers[:20] if n.profile == "deleted"}
     assert set(polls.index[polls["outcome"] == "not_found"]) == {unknown, *deleted}
