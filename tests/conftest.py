@@ -88,3 +88,11 @@ def s3_server() -> Iterator["MotoServer"]:
 def s3_root(s3_server: "MotoServer") -> str:
     """`s3://<fresh bucket>/kapso`: a history root of its own on the S3 server."""
     return f"{s3_server.new_bucket()}/kapso"
+
+
+@pytest.fixture(params=["local", "s3"])
+def any_root(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A fresh history root on a local disk, then on the S3 server: the test runs on both."""
+    if request.param == "s3":
+        return request.getfixturevalue("s3_root")
+    return str(tmp_path / "data")
