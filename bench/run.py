@@ -8,7 +8,8 @@ Sections: `sweep` (rate-limited sweep vs a sequential loop and an unlimited gath
 `shared` (two collection runs at once sharing a global rate limit vs one run for both),
 `report` (one day and 90 days of a 1,000-number history vs reading it all into pandas; the
 history is built once into bench/.cache, which takes several minutes), `compaction` (reading
-a day after 96 appends vs after compacting it).
+a day after 96 appends vs after compacting it), `s3` (collection, one day's report and
+compaction with the history on moto's S3 server vs on local disk, and its PUT/COPY requests).
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
 KEY = "bench-key"
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))  # tests.s3: the S3 server the tests use
 
 
 @dataclass
@@ -536,6 +538,96 @@ def bench_compaction() -> list[Row]:
     ]
 
 
+# --- object storage ----------------------------------------------------------------------------
+
+S3_DAY_NUMBERS = 200
+
+
+def _s3_collection(base_url: str, root: str) -> tuple[float, dict, Counter]:
+    """One unthrottled collection into `root`, counting the S3 requests it sends."""
+    from kapso_health.tasks.storage import ParquetStore
+    from tests.s3 import count_s3_calls
+
+    store = ParquetStore(root)
+    if store.local:
+        return (*_flow_seconds(base_url, root), Counter())
+    with count_s3_calls(store.fs) as calls:
+        seconds, summary = _flow_seconds(base_url, root)
+    return seconds, summary, calls
+
+
+def bench_s3() -> list[Row]:
+    """The same work with the history on the S3 server (moto on loopback) and on local disk."""
+    from prefect.testing.utilities import prefect_test_harness
+
+    from kapso_health.flows.report import write_reports
+    from kapso_health.reports.timeline import Policy
+    from kapso_health.simulator.history import write_day
+    from kapso_health.tasks.compaction import compact
+    from kapso_health.tasks.storage import ParquetStore
+    from tests.s3 import MotoServer
+
+    server = MotoServer()
+    os.environ.update(server.environment())
+    config = SimulatorConfig(
+        numbers=FLOW_NUMBERS, rate_per_second=None, rate_per_minute=None, latency_ms=FLOW_LATENCY
+    )
+    day = date(2026, 1, 1)
+    seconds: dict[str, dict[str, float]] = {}
+    try:
+        with (
+            running_simulator(config) as sim,
+            prefect_test_harness(server_startup_timeout=180),
+            tempfile.TemporaryDirectory() as local,
+        ):
+            roots = {"local disk": f"{local}/history", "S3": f"{server.new_bucket()}/history"}
+            for kind, root in roots.items():
+                _s3_collection(sim.base_url(), f"{root}-warm-up")
+                taken, summary, calls = _s3_collection(sim.base_url(), root)
+                objects = len(ParquetStore(root).fs.find(ParquetStore(root).root))
+                write_day(root, S3_DAY_NUMBERS, day, compact=False)
+                started = time.perf_counter()
+                write_reports(root, [day], Policy())
+                report = time.perf_counter() - started
+                store = ParquetStore(root)
+                started = time.perf_counter()
+                merged = sum(compact(store, name, day) for name in ("polls", "checks", "entities"))
+                seconds[kind] = {
+                    "collection": taken,
+                    "report": report,
+                    "compaction": time.perf_counter() - started,
+                }
+                if kind == "S3":
+                    writes = {k: v for k, v in calls.items() if "put" in k or "copy" in k}
+                    s3_files, s3_calls, s3_outcomes = objects, writes, summary["outcomes"]
+    finally:
+        server.stop()
+    local, s3 = seconds["local disk"], seconds["S3"]
+    ratio = s3["collection"] / local["collection"]
+    once = s3_calls.get("copy_object", 0) == 0 and s3_calls.get("put_object", 0) == s3_files + 1
+    return [
+        Row(
+            "s3",
+            f"baseline: local disk; unthrottled collection of {FLOW_NUMBERS:,} numbers, "
+            f"one day's report and compaction ({S3_DAY_NUMBERS} numbers x 96 rounds, merged "
+            f"{merged} files of 3 tables)",
+            f"collection {local['collection']:.1f} s, report {local['report']:.1f} s, "
+            f"compaction {local['compaction']:.1f} s",
+        ),
+        Row(
+            "s3",
+            "the same on the S3 server (moto on loopback, s3fs); requests that write",
+            f"collection {s3['collection']:.1f} s = {ratio:.2f} x local; report "
+            f"{s3['report']:.1f} s = {s3['report'] / local['report']:.2f} x; compaction "
+            f"{s3['compaction']:.1f} s = {s3['compaction'] / local['compaction']:.2f} x; "
+            f"{s3_files} files written by {dict(s3_calls)} (1 extra: the write probe); "
+            f"outcomes {s3_outcomes}",
+            "collection <= 1.5 x local; every file one PUT, no COPY",
+            _verdict(ratio <= 1.5 and once),
+        ),
+    ]
+
+
 def _best_of(times: int, work) -> float:
     best = float("inf")
     for _ in range(times):
@@ -556,6 +648,7 @@ SECTIONS = {
     "shared": bench_shared,
     "report": bench_report,
     "compaction": bench_compaction,
+    "s3": bench_s3,
 }
 
 
@@ -591,6 +684,18 @@ def earlier_rows(path: Path, replaced: set[str]) -> list[Row]:
     return kept
 
 
+def after_table(path: Path) -> str:
+    """What BENCHMARKS.md holds below this table (other benchmarks' sections), kept as is."""
+    if not path.exists():
+        return ""
+    lines = path.read_text().splitlines(keepends=True)
+    start = next((i for i, line in enumerate(lines) if line.startswith("| section |")), None)
+    if start is None:
+        return ""
+    end = next((i for i in range(start, len(lines)) if not lines[i].startswith("|")), len(lines))
+    return "".join(lines[end:])
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -610,7 +715,7 @@ def main() -> int:
         path = ROOT / "BENCHMARKS.md"
         kept = earlier_rows(path, set(sections))
         ordered = sorted(kept + rows, key=lambda r: list(SECTIONS).index(r.section))
-        path.write_text(render(ordered))
+        path.write_text(render(ordered) + after_table(path))
     return 0
 
 

@@ -12,7 +12,7 @@ from prefect.artifacts import acreate_table_artifact
 from prefect.runtime import flow_run
 from pydantic import Field
 
-from kapso_health.flows.steps import ProjectRun, collect_project
+from kapso_health.flows.steps import ProjectRun, collect_project, finish_compactions_left
 from kapso_health.tasks.client import KapsoAuthError, KapsoListError
 from kapso_health.tasks.clock import utc_now
 from kapso_health.tasks.projects import Project, ProjectsFailedError, chosen_projects
@@ -93,6 +93,7 @@ async def collect_health(
     storage = configured("storage", storage, DEFAULT_STORAGE)
     store = ParquetStore(storage)
     store.check_writable()
+    finish_compactions_left(store)
 
     async def one(project: Project) -> ProjectRun:
         project_run = f"{run_id}.{project.name}" if several else run_id

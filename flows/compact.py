@@ -9,6 +9,7 @@ from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_table_artifact
 from prefect.cache_policies import NO_CACHE
 
+from kapso_health.flows.steps import finish_compactions_left
 from kapso_health.tasks.compaction import compact
 from kapso_health.tasks.schemas import TABLES
 from kapso_health.tasks.settings import DEFAULT_STORAGE, configured
@@ -32,6 +33,7 @@ def compact_history(storage: str | None = None, before: date | None = None) -> d
     logger = get_run_logger()
     storage = configured("storage", storage, DEFAULT_STORAGE)
     store = ParquetStore(storage)
+    finish_compactions_left(store)
     cutoff = before or datetime.now(UTC).date()
     merged: dict[str, int] = {}
     days = 0

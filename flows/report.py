@@ -15,6 +15,7 @@ from prefect.artifacts import (
 )
 from pydantic import Field
 
+from kapso_health.flows.steps import finish_compactions_left
 from kapso_health.reports.availability import worst_numbers
 from kapso_health.reports.build import build_reports, report_days
 from kapso_health.reports.html import percent_text, render_report
@@ -67,6 +68,7 @@ def daily_report(
         max_gap=None if max_gap_minutes is None else timedelta(minutes=max_gap_minutes),
         degraded_counts_as_up=degraded_counts_as_up,
     )
+    finish_compactions_left(ParquetStore(storage))
     tables, page = write_reports(storage, days, policy, out)
     _publish(tables, days, page, policy.gap_rule())
     fleet = tables["fleet_daily"]

@@ -20,6 +20,7 @@ from prefect.exceptions import ObjectNotFound
 
 from kapso_health.tasks.alerts import emit_state_changes, state_changes
 from kapso_health.tasks.client import KapsoAuthError, KapsoClient, KapsoListError
+from kapso_health.tasks.compaction import finish_compactions
 from kapso_health.tasks.fetch import clean_ids, numbers_table, poll_numbers
 from kapso_health.tasks.flatten import NumberIds, flatten_polls, number_ids, polled_id_column
 from kapso_health.tasks.last_observations import last_observations, last_seen, recent_number_ids
@@ -51,6 +52,17 @@ async def fetch_chunk(
 ) -> list[PollResult]:
     """Poll one chunk. Retries are per request inside the client; a 401 must not be retried."""
     return await poll_numbers(client, ids, skip_until, on_result)
+
+
+def finish_compactions_left(store: ParquetStore) -> int:
+    """Every run that writes first finishes compactions that died after publishing (their
+    replaced files are deleted), so plain globs see each row once within one interval."""
+    deleted = finish_compactions(store)
+    if deleted:
+        get_run_logger().info(
+            "Finished an interrupted compaction: removed %d replaced or abandoned files", deleted
+        )
+    return deleted
 
 
 @task(

@@ -1,17 +1,22 @@
 """The Parquet history: one Hive-partitioned dataset per table under a root (local or fsspec URL).
 
-Layout: `<root>/<table>/date=YYYY-MM-DD/<run_id>-<part>.parquet`, zstd. Each file is written
-under a hidden temporary name and renamed into place, so a reader sees whole files or none;
-writing the same run and part again replaces the file. Nothing else knows this layout.
+Layout: `<root>/<table>/date=YYYY-MM-DD/<run_id>-<part>.parquet`, zstd; compactions in
+progress leave a marker under `<root>/_compacting/`. A file appears whole under its final name
+or not at all: on a local disk it is written under a hidden temporary name and renamed into
+place (an atomic rename); on an object store it is one PUT of the whole file (atomic there,
+where a rename is a copy plus a delete). Writing the same run and part again replaces the file.
+Nothing else knows this layout.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
 import uuid
 from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import date, datetime
 
 import fsspec
@@ -37,33 +42,84 @@ RUN_ID = re.compile(r"^(?!compacted-)[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 COMPACTED = re.compile(r"^compacted-(\d{6})\.parquet$")
 REPLACES_KEY = b"kapso_health.replaces"
 SIMULATED_MARK = "_SIMULATED"  # at the root: the history came from the simulator (the demo)
+COMPACTING = "_compacting"  # at the root: `<table>/date=YYYY-MM-DD/<id>`, one per compaction
 READ_ATTEMPTS = 3
+# Stores where an exclusive create is atomic besides local disks (os.link): S3's conditional
+# PUT (`If-None-Match: *`). Elsewhere fsspec checks, then writes.
+EXCLUSIVE_CREATE = frozenset({"s3", "s3a"})
 
 
 class StorageError(RuntimeError):
     """The storage root cannot be used (not writable, not reachable)."""
 
 
+@dataclass(frozen=True)
+class Entry:
+    """A file of a partition as one listing saw it."""
+
+    path: str
+    modified: float | None  # Unix seconds: local mtime, an object store's LastModified
+
+    @property
+    def name(self) -> str:
+        return file_name(self.path)
+
+    @property
+    def temporary(self) -> bool:
+        return self.name.startswith(".") and self.name.endswith(".tmp")
+
+
+@dataclass(frozen=True)
+class PartitionState:
+    live: list[str]  # the newest compacted file and every data file it does not replace
+    replaced: set[str]  # the names the newest compacted file replaces
+    generation: int  # of the newest compacted file, 0 without one
+    entries: list[Entry]  # everything the listing saw, temporary files included
+
+
+@dataclass(frozen=True)
+class CompactionMarker:
+    path: str
+    table: str
+    day: date
+    modified: float | None
+
+
 class ParquetStore:
     def __init__(self, root: str) -> None:
         self.url = root
-        self.fs, self.root = fsspec.core.url_to_fs(root)
+        # Listings are never cached: a long-lived process (a worker, a notebook) must see the
+        # files other processes wrote since it last looked (fsspec also shares instances).
+        self.fs, self.root = fsspec.core.url_to_fs(root, use_listings_cache=False)
         self.root = self.root.rstrip("/")
+        self.local = isinstance(self.fs, LocalFileSystem)  # renames are atomic; dirs are real
+        self.protocol = "file" if self.local else _protocol(self.fs)
+        self._replaces: dict[str, set[str]] = {}  # compacted files are never rewritten
+
+    @property
+    def exclusive_create(self) -> bool:
+        """Whether two writers of one new name cannot both succeed (compaction generations)."""
+        return self.local or self.protocol in EXCLUSIVE_CREATE
+
+    def url_of(self, path: str) -> str:
+        """A path as the program prints or stores it: with its scheme (`s3://...`) off disk."""
+        return path if self.local or "://" in path else self.fs.unstrip_protocol(path)
 
     def check_writable(self) -> None:
         """Fail now, not after a whole run of polling, when the root cannot be written."""
         probe = f"{self.root}/.write-probe-{uuid.uuid4().hex}"
         try:
-            self.fs.makedirs(self.root, exist_ok=True)
-            with self.fs.open(probe, "wb") as handle:
-                handle.write(b"")
+            if self.local:
+                self.fs.makedirs(self.root, exist_ok=True)
+            self.fs.pipe_file(probe, b"")
             self.fs.rm(probe)
         except OSError as exc:
             raise StorageError(f"cannot write to the storage root {self.url!r}: {exc}") from exc
 
     def mark_simulated(self) -> None:
         """Mark the whole history as simulated data (the demo's): reports say so."""
-        self.fs.makedirs(self.root, exist_ok=True)
+        if self.local:
+            self.fs.makedirs(self.root, exist_ok=True)
         self.fs.pipe_file(
             f"{self.root}/{SIMULATED_MARK}",
             b"Every number in this history is made up: it was collected from kapso-health's "
@@ -91,14 +147,20 @@ class ParquetStore:
     def write_file(
         self, directory: str, filename: str, table: pa.Table, exclusive: bool = False
     ) -> str | None:
-        """Write under a hidden name, then rename into place. `exclusive`: on a local disk,
-        only if no file of that name exists yet (None when one does)."""
+        """Write `table` as `directory/filename`, whole or not at all; returns its URL.
+        `exclusive`: only if no file of that name exists yet (None when one does); atomic on
+        local disks and S3 (`exclusive_create`), a check and then a write elsewhere."""
         final = f"{directory}/{filename}"
-        temporary = f"{directory}/.{filename}.{uuid.uuid4().hex}.tmp"
         try:
+            if not self.local:
+                buffer = pa.BufferOutputStream()
+                pq.write_table(table, buffer, compression="zstd")
+                written = put_bytes(self.fs, final, buffer.getvalue().to_pybytes(), exclusive)
+                return self.url_of(final) if written else None
+            temporary = f"{directory}/.{filename}.{uuid.uuid4().hex}.tmp"
             self.fs.makedirs(directory, exist_ok=True)
             pq.write_table(table, temporary, filesystem=self.fs, compression="zstd")
-            if not (exclusive and isinstance(self.fs, LocalFileSystem)):
+            if not exclusive:
                 self.fs.mv(temporary, final)
                 return final
             try:
@@ -123,7 +185,7 @@ class ParquetStore:
         check_run_id(run_id)
         pattern = f".{run_id}-*.parquet.*.tmp" if temporary else f"{run_id}-*.parquet"
         return sorted(
-            path
+            self.url_of(path)
             for name in TABLES
             for path in self.fs.glob(f"{self.root}/{name}/date=*/{pattern}")
             if _run_of(path) == run_id  # not run "a-b"'s files when asked for run "a"
@@ -137,10 +199,12 @@ class ParquetStore:
 
     def days(self, name: str) -> list[date]:
         """The days that have a partition for table `name`."""
-        if not self.fs.exists(f"{self.root}/{name}"):
+        try:
+            entries = self.fs.ls(f"{self.root}/{name}", detail=False)
+        except FileNotFoundError:
             return []
         found = []
-        for entry in self.fs.ls(f"{self.root}/{name}", detail=False):
+        for entry in entries:
             leaf = entry.rstrip("/").rsplit("/", 1)[-1]
             if leaf.startswith("date="):
                 try:
@@ -150,42 +214,75 @@ class ParquetStore:
         return sorted(found)
 
     def files(self, name: str, start: date | None = None, end: date | None = None) -> list[str]:
-        """The live data files of `name` for days in [start, end] (either bound optional)."""
+        """The live data files of `name` for days in [start, end] (either bound optional),
+        as URLs (with their scheme off disk)."""
         paths = []
         for day in self.days(name):
             if (start is None or day >= start) and (end is None or day <= end):
-                paths.extend(self._live_files(self.partition(name, day)))
-        return sorted(paths)
+                paths.extend(self.partition_state(self.partition(name, day)).live)
+        return sorted(self.url_of(path) for path in paths)
 
     def partition(self, name: str, day: date) -> str:
         return f"{self.root}/{name}/date={day.isoformat()}"
 
-    def _live_files(self, directory: str) -> list[str]:
-        """A partition's newest compacted file and every data file it does not replace."""
-        return self.partition_state(directory)[0]
-
-    def partition_state(self, directory: str) -> tuple[list[str], set[str], int]:
-        """(live files, the names the newest compacted file replaces, its generation or 0)."""
-        entries = [
-            path
-            for path in self.fs.ls(directory, detail=False)
-            if path.endswith(".parquet") and not file_name(path).startswith(".")
-        ]
-        compacted = sorted(path for path in entries if COMPACTED.match(file_name(path)))
+    def partition_state(self, directory: str) -> PartitionState:
+        """What one fresh listing of a partition holds: live files, the newest compacted
+        file's generation and what it replaces, and every entry with its modification time."""
+        try:
+            listing = self.fs.ls(directory, detail=True)
+        except FileNotFoundError:
+            listing = []
+        entries = [Entry(info["name"], modified_seconds(info)) for info in listing]
+        data = [e.path for e in entries if e.name.endswith(".parquet") and e.name[0] != "."]
+        compacted = sorted(path for path in data if COMPACTED.match(file_name(path)))
         if not compacted:
-            return entries, set(), 0
+            return PartitionState(data, set(), 0, entries)
         newest = compacted[-1]
         replaced = self._replaced_by(newest)
         live = [newest] + [
             path
-            for path in entries
+            for path in data
             if not COMPACTED.match(file_name(path)) and file_name(path) not in replaced
         ]
-        return live, replaced, int(COMPACTED.match(file_name(newest)).group(1))
+        generation = int(COMPACTED.match(file_name(newest)).group(1))
+        return PartitionState(live, replaced, generation, entries)
 
     def _replaced_by(self, compacted: str) -> set[str]:
-        metadata = pq.read_metadata(compacted, filesystem=self.fs).metadata or {}
-        return set(json.loads(metadata.get(REPLACES_KEY, b"[]")))
+        if compacted not in self._replaces:
+            metadata = pq.read_metadata(compacted, filesystem=self.fs).metadata or {}
+            self._replaces[compacted] = set(json.loads(metadata.get(REPLACES_KEY, b"[]")))
+        return self._replaces[compacted]
+
+    def begin_compaction(self, name: str, day: date) -> str:
+        """Mark a compaction of `name` on `day` in progress (before it publishes anything)."""
+        marker = f"{self.root}/{COMPACTING}/{name}/date={day.isoformat()}/{uuid.uuid4().hex}"
+        if self.local:
+            self.fs.makedirs(marker.rsplit("/", 1)[0], exist_ok=True)
+        self.fs.pipe_file(marker, b"")
+        return marker
+
+    def end_compaction(self, marker: str) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            self.fs.rm(marker)
+        if self.local:  # no empty folders left behind (object stores have none)
+            for folder in (marker.rsplit("/", 1)[0], marker.rsplit("/", 2)[0]):
+                with contextlib.suppress(OSError):
+                    os.rmdir(folder)
+
+    def compaction_markers(self) -> list[CompactionMarker]:
+        """Compactions begun and not ended: in progress, or died (one listing)."""
+        try:
+            found = self.fs.find(f"{self.root}/{COMPACTING}", detail=True)
+        except FileNotFoundError:
+            return []
+        markers = []
+        for path, info in found.items():
+            parts = path.rsplit("/", 3)
+            if len(parts) == 4 and parts[2].startswith("date="):
+                with contextlib.suppress(ValueError):
+                    day = date.fromisoformat(parts[2][5:])
+                    markers.append(CompactionMarker(path, parts[1], day, modified_seconds(info)))
+        return markers
 
     def read_arrow(
         self,
@@ -250,11 +347,16 @@ class ParquetStore:
 
 
 def write_text(url: str, text: str) -> str:
-    """Write a text file (a report page) at a local path or fsspec URL, atomically."""
+    """Write a text file (a report page) at a local path or fsspec URL, whole or not at all;
+    returns where, with its scheme off disk."""
     fs, path = fsspec.core.url_to_fs(url)
-    directory, name = path.rsplit("/", 1)
-    temporary = f"{directory}/.{name}.{uuid.uuid4().hex}.tmp"
+    local = isinstance(fs, LocalFileSystem)
     try:
+        if not local:
+            put_bytes(fs, path, text.encode("utf-8"))
+            return fs.unstrip_protocol(path)
+        directory, name = path.rsplit("/", 1)
+        temporary = f"{directory}/.{name}.{uuid.uuid4().hex}.tmp"
         fs.makedirs(directory, exist_ok=True)
         with fs.open(temporary, "w", encoding="utf-8") as handle:
             handle.write(text)
@@ -262,6 +364,38 @@ def write_text(url: str, text: str) -> str:
     except OSError as exc:
         raise StorageError(f"cannot write {url!r}: {exc}") from exc
     return path
+
+
+def put_bytes(
+    fs: fsspec.AbstractFileSystem, path: str, data: bytes, exclusive: bool = False
+) -> bool:
+    """One PUT of a whole object (no temporary name: a rename is a copy there). `exclusive`:
+    `If-None-Match: *` on S3; False when the object exists."""
+    try:
+        fs.pipe_file(path, data, mode="create" if exclusive else "overwrite")
+    except FileExistsError:
+        return False
+    return True
+
+
+def modified_seconds(info: dict) -> float | None:
+    """A listing entry's modification time as Unix seconds (local `mtime`, S3 `LastModified`,
+    GCS `updated`), None when the store gives none."""
+    for key in ("mtime", "LastModified", "last_modified", "updated"):
+        value = info.get(key)
+        if isinstance(value, int | float):
+            return float(value)
+        if isinstance(value, datetime):
+            return value.timestamp()
+        if isinstance(value, str):
+            with contextlib.suppress(ValueError):
+                return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+    return None
+
+
+def _protocol(fs: fsspec.AbstractFileSystem) -> str:
+    protocol = fs.protocol
+    return protocol if isinstance(protocol, str) else protocol[0]
 
 
 def _run_of(path: str) -> str:

@@ -7,8 +7,12 @@ import subprocess
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
+
+if TYPE_CHECKING:
+    from tests.s3 import MotoServer
 
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 CliEnv = Callable[[Path, dict[str, str]], dict[str, str]]  # (cwd, extra) -> environment
@@ -58,3 +62,37 @@ def run_cli(cli_env: CliEnv) -> Callable[..., subprocess.CompletedProcess]:
         )
 
     return run
+
+
+@pytest.fixture(scope="session")
+def s3_server() -> Iterator["MotoServer"]:
+    """moto's S3 server on loopback for the whole session; this process (and the children
+    it starts) reach it through AWS_ENDPOINT_URL and dummy credentials."""
+    from tests.s3 import MotoServer
+
+    server = MotoServer()
+    saved = {name: os.environ.get(name) for name in server.environment()}
+    os.environ.update(server.environment())
+    try:
+        yield server
+    finally:
+        server.stop()
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+@pytest.fixture
+def s3_root(s3_server: "MotoServer") -> str:
+    """`s3://<fresh bucket>/kapso`: a history root of its own on the S3 server."""
+    return f"{s3_server.new_bucket()}/kapso"
+
+
+@pytest.fixture(params=["local", "s3"])
+def any_root(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A fresh history root on a local disk, then on the S3 server: the test runs on both."""
+    if request.param == "s3":
+        return request.getfixturevalue("s3_root")
+    return str(tmp_path / "data")

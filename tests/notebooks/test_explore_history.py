@@ -27,9 +27,10 @@ def outputs_text(cell: nbformat.NotebookNode) -> str:
 
 
 def test_notebook_loads_history_and_reports_and_plots_one_number(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, any_root: str
 ) -> None:
-    root = str(tmp_path / "history")
+    """On a local disk and in an S3 bucket (DuckDB through the registered filesystem)."""
+    root = any_root
     days = [FIRST, FIRST + timedelta(days=1)]
     for day in days:
         write_day(root, 12, day, seed=3)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
-from pathlib import Path
 
 from kapso_health.flows.report import write_reports
 from kapso_health.reports.timeline import Policy
@@ -25,9 +24,9 @@ def body(at: datetime, with_new_check: bool) -> dict:
 
 
 def test_old_and_new_history_read_as_one_and_reports_include_the_new_check(
-    tmp_path: Path, figures
+    any_root: str, figures
 ) -> None:
-    store = ParquetStore(str(tmp_path))
+    store = ParquetStore(any_root)
     for day, new in ((OLD_DAY, False), (NEW_DAY, True)):
         start = datetime.combine(day, datetime.min.time(), UTC)
         for step in range(8):
@@ -45,7 +44,7 @@ def test_old_and_new_history_read_as_one_and_reports_include_the_new_check(
     assert len(both) == 32
     old = both[both["polled_at"].dt.date == OLD_DAY]
     assert old[NEWER_COLUMNS].isna().all().all()  # missing columns read as null
-    tables, _ = write_reports(str(tmp_path), [OLD_DAY, NEW_DAY], Policy())
+    tables, _ = write_reports(any_root, [OLD_DAY, NEW_DAY], Policy())
     rates = tables["check_pass_rates"]
     new_check = rates[rates["check_name"] == "calling_readiness"]
     assert set(new_check["day"].dt.date) == {NEW_DAY}
@@ -58,4 +57,5 @@ def test_old_and_new_history_read_as_one_and_reports_include_the_new_check(
         polls_rows=len(both),
         columns_missing_from_older_files=len(NEWER_COLUMNS),
         new_check_in_report_days=len(new_check),
+        **{"on_s3" if any_root.startswith("s3://") else "on_local_disk": "passed"},
     )

@@ -1,0 +1,153 @@
+"""The store on a real S3 server (moto over HTTP, s3fs): one PUT per file and no copy,
+exclusive compaction generations, fresh listings, schemes kept, abandoned temporary files and
+interrupted compactions cleaned; the same promises on a local disk where they apply."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from kapso_health import History
+from kapso_health.tasks.compaction import (
+    ABANDONED_SECONDS,
+    clear_partition,
+    compact,
+    finish_compactions,
+)
+from kapso_health.tasks.storage import ParquetStore, file_name, write_text
+from tests.s3 import count_s3_calls
+
+DAY = date(2025, 3, 1)
+START = datetime(2025, 3, 1, tzinfo=UTC)
+WRITES = {"put_object", "copy_object", "upload_part", "create_multipart_upload"}
+
+
+@pytest.fixture(params=["local", "s3"])
+def root(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    return (
+        str(tmp_path / "data") if request.param == "local" else request.getfixturevalue("s3_root")
+    )
+
+
+@pytest.fixture
+def fill(polls_for) -> Callable[[ParquetStore, int], None]:
+    def write(store: ParquetStore, runs: int, first: int = 0) -> None:
+        for run in range(first, first + runs):
+            times = [START + timedelta(minutes=15 * run, seconds=s) for s in range(3)]
+            store.write("polls", polls_for(times, f"run-{run:03d}"), f"run-{run:03d}", "c00000")
+
+    return write
+
+
+def rows(store: ParquetStore) -> list[tuple[str, str]]:
+    frame = store.read("polls", DAY, DAY)
+    return sorted(zip(frame["run_id"], frame["config_id"], strict=True))
+
+
+def glob_rows(store: ParquetStore) -> list[tuple[str, str]]:
+    """What an analyst's plain DuckDB glob over `polls/*/*.parquet` sees (no file list)."""
+    con = duckdb.connect()
+    con.register_filesystem(store.fs)
+    glob = f"{store.url_of(store.root)}/polls/*/*.parquet"
+    return sorted(con.execute(f"SELECT run_id, config_id FROM read_parquet('{glob}')").fetchall())
+
+
+def test_each_file_is_one_put_and_never_a_copy(s3_root: str, polls_for) -> None:
+    store = ParquetStore(s3_root)
+    times = [START, START + timedelta(days=1)]
+    with count_s3_calls(store.fs) as calls:
+        written = store.write("polls", polls_for(times), "run-1", "c00000")
+    assert calls["put_object"] == 2 and not (set(calls) & WRITES) - {"put_object"}
+    assert all(path.startswith(f"{s3_root}/polls/date=") for path in written)
+    assert [file_name(p) for p in store.fs.find(s3_root)] == ["run-1-c00000.parquet"] * 2
+    assert len(store.read("polls")) == 2
+
+
+def test_two_writers_of_one_generation_cannot_both_publish(root: str, fill) -> None:
+    store = ParquetStore(root)
+    fill(store, 3)
+    assert store.exclusive_create
+    directory = store.partition("polls", DAY)
+    table = store.read_arrow("polls", DAY, DAY)
+    assert store.write_file(directory, "compacted-000001.parquet", table, exclusive=True)
+    assert store.write_file(directory, "compacted-000001.parquet", table, exclusive=True) is None
+
+
+def test_a_long_lived_reader_sees_files_written_since_its_last_listing(root: str, fill) -> None:
+    reader, writer = ParquetStore(root), ParquetStore(root)
+    fill(writer, 2)
+    assert len(reader.files("polls")) == 2
+    fill(writer, 3, first=2)
+    compact(writer, "polls", DAY)
+    assert [file_name(p) for p in reader.files("polls")] == ["compacted-000001.parquet"]
+    assert len(rows(reader)) == 15
+
+
+def test_every_path_printed_or_stored_keeps_its_scheme(s3_root: str, fill) -> None:
+    store = ParquetStore(s3_root)
+    fill(store, 2)
+    assert all(p.startswith("s3://") for p in store.files("polls") + store.run_files("run-000"))
+    assert History(s3_root).files("polls", DAY, DAY) == store.files("polls", DAY, DAY)
+    page = write_text(f"{s3_root}/reports/html/page.html", "<p>hi</p>")
+    assert page == f"{s3_root}/reports/html/page.html"
+    assert store.fs.cat(page) == b"<p>hi</p>"
+
+
+def test_abandoned_temporary_files_go_by_their_stores_modification_time(root: str, fill) -> None:
+    store = ParquetStore(root)
+    fill(store, 3)
+    directory = store.partition("polls", DAY)
+    leftover = f"{directory}/.compacted-000001.parquet.dead.tmp"
+    store.fs.pipe_file(leftover, b"PAR1 half")
+    modified = next(e.modified for e in store.partition_state(directory).entries if e.temporary)
+    assert modified is not None
+    assert clear_partition(store, directory, now=modified + 60) == 0
+    assert store.fs.exists(leftover)
+    assert clear_partition(store, directory, now=modified + ABANDONED_SECONDS + 1) == 1
+    assert not store.fs.exists(leftover)
+
+
+def test_compaction_on_s3_writes_the_merged_file_once(s3_root: str, fill) -> None:
+    store = ParquetStore(s3_root)
+    fill(store, 8)
+    before = rows(store)
+    with count_s3_calls(store.fs) as calls:
+        assert compact(store, "polls", DAY) == 8
+    assert calls["put_object"] == 2  # the merged file and the compaction's marker
+    assert not (set(calls) & WRITES) - {"put_object"}
+    assert rows(store) == before == glob_rows(store)
+    assert store.fs.find(f"{s3_root}/_compacting") == []
+
+
+@pytest.mark.parametrize("deleted_before_crash", [0, 3])
+def test_the_next_writer_finishes_a_compaction_that_died_after_publishing(
+    root: str, fill, monkeypatch: pytest.MonkeyPatch, deleted_before_crash: int
+) -> None:
+    store = ParquetStore(root)
+    fill(store, 6)
+    before = rows(store)
+    real_rm, removed = store.fs.rm, []
+
+    def crashing_rm(path: str, *args: object, **kwargs: object) -> None:
+        if len(removed) == deleted_before_crash:
+            raise KeyboardInterrupt("killed")
+        removed.append(path)
+        real_rm(path, *args, **kwargs)
+
+    monkeypatch.setattr(store.fs, "rm", crashing_rm)
+    with pytest.raises(KeyboardInterrupt):
+        compact(store, "polls", DAY)
+    monkeypatch.setattr(store.fs, "rm", real_rm)
+    assert rows(store) == before  # the reader: once each, from the merged file
+    assert len(glob_rows(store)) == len(before) * 2 - 3 * deleted_before_crash  # a glob: twice
+    later = ParquetStore(root)  # another process that writes, e.g. the next collection
+    assert finish_compactions(later) == 6 - deleted_before_crash
+    assert glob_rows(later) == before == rows(later)
+    assert len(later.compaction_markers()) == 1  # in progress, for all anyone knows
+    marker = later.compaction_markers()[0]
+    finish_compactions(later, now=(marker.modified or 0) + ABANDONED_SECONDS + 1)
+    assert later.compaction_markers() == []
