@@ -247,10 +247,11 @@ def _ids(args: argparse.Namespace) -> list[str] | None:
 
 
 def _collect(args: argparse.Namespace) -> int:
-    from kapso_health.flows.collect import collect_health
-
     ids = _ids(args)
     _require_key(args)
+    checked = _check_first(args, ids)  # before Prefect is even imported
+    from kapso_health.flows.collect import collect_health
+
     summary = asyncio.run(
         collect_health(
             ids=ids,
@@ -269,10 +270,45 @@ def _collect(args: argparse.Namespace) -> int:
             window_minutes=args.window_minutes,
             interval_minutes=args.interval_minutes,
             projects=args.projects,
+            check_first=not checked,
         )
     )
     _print_summary(summary)
     return 0
+
+
+def _check_first(args: argparse.Namespace, ids: list[str] | None) -> bool:
+    """The key and the API's reach, checked with one cheap request before Prefect's temporary
+    server starts (seconds on a fresh machine), for one project with its key in the
+    environment; a storage root given is checked before that. True when the URL checked is the
+    one the flow uses (`--base-url`): the flow need not check it again."""
+    key = os.environ.get(API_KEY_ENV, "").strip()
+    if args.projects or not key:
+        return False
+    from kapso_health.tasks.client import KapsoClient, KapsoListError
+    from kapso_health.tasks.settings import ApiKey, connection_settings, env_setting
+    from kapso_health.tasks.storage import ParquetStore
+
+    if args.storage:
+        ParquetStore(args.storage).check_writable()
+    settings = connection_settings(
+        ApiKey(key),
+        args.flavour,
+        args.base_url or env_setting("base_url"),
+        timeout_seconds=args.timeout,
+    )
+
+    async def probe() -> None:
+        async with KapsoClient(settings) as client:
+            await client.check_access()
+
+    try:
+        asyncio.run(probe())
+    except KapsoListError as exc:
+        if ids is None:
+            raise
+        print(f"kapso-health: WARNING: {exc}; polling the given ids anyway", file=sys.stderr)
+    return bool(args.base_url)
 
 
 def _plan(args: argparse.Namespace) -> int:

@@ -55,6 +55,7 @@ async def collect_health(
     window_minutes: Annotated[float | None, Field(gt=0, le=1440)] = None,
     interval_minutes: Annotated[float | None, Field(gt=0, le=1440)] = None,
     projects: str | None = None,
+    check_first: bool = True,
 ) -> dict[str, Any]:
     """Poll the numbers' health and append the flattened rows to the Parquet history.
 
@@ -73,7 +74,9 @@ async def collect_health(
     own key, budget and capacity; a project that fails does not stop the others, and the run
     fails at the end naming it. `global_limit` names a Prefect global rate limit shared by
     every run against the project (with several projects: `<global_limit>-<project>` unless
-    the file names one); each request takes a slot of it, in batches.
+    the file names one); each request takes a slot of it, in batches. `check_first`: each
+    project's key and API are checked with one cheap request before its collection starts (the
+    command line does it before Prefect starts and then passes False for the URL it checked).
     """
     logger = get_run_logger()
     run_id = check_run_id(run_id or str(flow_run.id or uuid.uuid4()))
@@ -128,6 +131,7 @@ async def collect_health(
                 window_minutes,
                 interval_minutes,
                 limit,
+                check_first,
             )
         except (MissingApiKeyError, KapsoListError, KapsoAuthError) as exc:
             if not several:

@@ -19,7 +19,7 @@ from prefect.client.orchestration import get_client
 from prefect.exceptions import ObjectNotFound
 
 from kapso_health.tasks.alerts import emit_state_changes, state_changes
-from kapso_health.tasks.client import KapsoClient
+from kapso_health.tasks.client import KapsoClient, KapsoListError
 from kapso_health.tasks.fetch import clean_ids, numbers_table, poll_numbers
 from kapso_health.tasks.flatten import NumberIds, flatten_polls, number_ids, polled_id_column
 from kapso_health.tasks.last_observations import last_observations, last_seen, recent_number_ids
@@ -187,6 +187,18 @@ async def poll_and_store(
     return counts, written, alerts
 
 
+async def check_access(client: KapsoClient, ids_given: bool) -> None:
+    """The preflight: a refused key fails the project at once; an API that cannot be read
+    fails it too when the numbers come from the list, and with given ids is a WARNING (each
+    id still gets its row, its outcome saying why)."""
+    try:
+        await client.check_access()
+    except KapsoListError as exc:
+        if not ids_given:
+            raise
+        get_run_logger().warning("%s; polling the given ids anyway, each gets its row", exc)
+
+
 async def collect_project(
     project: Project,
     settings: ConnectionSettings,
@@ -196,13 +208,17 @@ async def collect_project(
     window_minutes: float | None,
     interval_minutes: float | None,
     global_limit: str | None,
+    check_first: bool = True,
 ) -> ProjectRun:
-    """One project's collection: its numbers, its capacity, the plan (with a window: the due
-    numbers first, cut to the window's budget), then polling and storing."""
+    """One project's collection: the key and the API's reach (one cheap request, unless
+    checked already), its numbers, its capacity, the plan (with a window: the due numbers
+    first, cut to the window's budget), then polling and storing."""
     logger = get_run_logger()
     started = time.monotonic()
     shared = await shared_budget(global_limit) if global_limit else None
     async with KapsoClient(settings, shared=shared) as client:
+        if check_first:
+            await check_access(client, project.ids is not None)
         numbers = await resolve_numbers(client, project.ids, store, run_id, project.name)
         room = capacity(
             len(numbers.ids), settings.rate_per_minute, window_minutes, interval_minutes

@@ -117,7 +117,12 @@ def configured(name: str, given: str | None, default: str | None = None) -> str 
     value = Variable.get(f"kapso_health_{name}", default=None, _sync=True)
     if value:
         return str(value)
-    return os.environ.get(f"KAPSO_HEALTH_{name.upper()}") or default
+    return env_setting(name) or default
+
+
+def env_setting(name: str) -> str | None:
+    """A non-secret setting from the environment alone (`KAPSO_HEALTH_<NAME>`), no Prefect."""
+    return os.environ.get(f"KAPSO_HEALTH_{name.upper()}") or None
 
 
 @dataclass(frozen=True)

@@ -144,3 +144,25 @@ def test_plan_prints_the_capacity_line_without_a_health_request(tmp_path: Path, 
     assert "a 14.5-min window allows 870 per run" in lines[0]
     assert lines[1].startswith(f"default: WARNING: {listed:,} numbers cannot be covered every 15")
     assert counts.get("health_requests", 0) == 0 and counts["list_requests"] == -(-listed // 100)
+
+
+@pytest.mark.parametrize(
+    ("case", "code", "message"),
+    [
+        ("wrong key", 3, "Kapso refused the API key (HTTP 401"),
+        ("unreachable", 1, "could not read page 1 of the number list: connection_error"),
+    ],
+)
+def test_collect_checks_key_and_reach_before_prefect_starts(
+    tmp_path: Path, run_cli, case: str, code: int, message: str
+) -> None:
+    with running_simulator(SimulatorConfig(numbers=50, api_key="right")) as simulator:
+        url = simulator.base_url() if case == "wrong key" else "http://127.0.0.1:9/api/v1"
+        done = run_cli(["collect", "--base-url", url], tmp_path, env={"KAPSO_API_KEY": "wrong"})
+        counts = simulator.stats()["counts"]
+    assert done.returncode == code, done.stderr
+    assert message in done.stderr.strip().splitlines()[-1]
+    expected = 1 if case == "wrong key" else 0  # one cheap request: the list's first item
+    assert counts.get("list_requests", 0) == expected and counts.get("health_requests", 0) == 0
+    home = tmp_path / ".prefect"  # Prefect's temporary server never started: no database
+    assert not list(home.glob("*.db")), sorted(p.name for p in home.iterdir())

@@ -47,6 +47,9 @@ async def test_explicit_platform_ids_keep_text_and_unknown_ids_are_not_found(
             storage=str(tmp_path),
             **FAST,
         )
+        counts = simulator.stats()["counts"]
+    assert counts["list_requests"] == 1  # the preflight: one cheap request, then the ids
+    assert counts["health_requests"] >= 21
     polls = ParquetStore(str(tmp_path)).read("polls").set_index("config_id")
     assert sorted(polls.index) == sorted([*ids, unknown])
     assert (polls.loc[unknown, "outcome"], polls.loc[unknown, "http_status"]) == ("not_found", 404)
@@ -84,16 +87,38 @@ async def test_second_run_marks_repeats_and_skips_numbers_in_backoff(
     assert not first["is_repeat"].any()
 
 
-async def test_a_refused_key_stops_the_run_at_once(tmp_path: Path, api_key: str) -> None:
-    config = SimulatorConfig(
-        numbers=500, api_key="the-right-key", rate_per_second=None, rate_per_minute=None
-    )
-    with running_simulator(config) as simulator:
+REFUSING = SimulatorConfig(
+    numbers=500, api_key="the-right-key", rate_per_second=None, rate_per_minute=None
+)
+
+
+async def test_a_refused_key_is_found_by_the_preflight_before_any_health_request(
+    tmp_path: Path, api_key: str
+) -> None:
+    with running_simulator(REFUSING) as simulator:
         with pytest.raises(KapsoAuthError) as raised:
             await collect_health(
                 ids=[n.config_id for n in Fleet(500).numbers],
                 base_url=simulator.base_url(),
                 storage=str(tmp_path),
+                **FAST,
+            )
+        counts = simulator.stats()["counts"]
+    assert (counts.get("list_requests", 0), counts.get("health_requests", 0)) == (1, 0)
+    assert api_key not in str(raised.value) and "Kapso refused the API key (HTTP 401" in str(
+        raised.value
+    )
+    assert ParquetStore(str(tmp_path)).files("polls") == []
+
+
+async def test_a_key_refused_mid_run_stops_the_run_at_once(tmp_path: Path, api_key: str) -> None:
+    with running_simulator(REFUSING) as simulator:
+        with pytest.raises(KapsoAuthError) as raised:
+            await collect_health(
+                ids=[n.config_id for n in Fleet(500).numbers],
+                base_url=simulator.base_url(),
+                storage=str(tmp_path),
+                check_first=False,  # as if the key were revoked after the preflight
                 **FAST,
             )
         requests = simulator.stats()["counts"].get("health_requests", 0)
