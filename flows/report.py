@@ -18,7 +18,7 @@ from pydantic import Field
 from kapso_health.reports.availability import worst_numbers
 from kapso_health.reports.build import build_reports, report_days
 from kapso_health.reports.html import percent_text, render_report
-from kapso_health.reports.schemas import to_arrow
+from kapso_health.reports.schemas import REPORT_SCHEMAS, to_arrow
 from kapso_health.reports.timeline import Policy
 from kapso_health.tasks.settings import DEFAULT_STORAGE, configured
 from kapso_health.tasks.storage import ParquetStore, write_text
@@ -31,7 +31,8 @@ def write_reports(
     page (to `out`, default `<storage>/reports/html`). Returns the tables and the page."""
     store = ParquetStore(storage)
     tables = build_reports(store, days, policy)
-    for name, frame in tables.items():
+    for name in REPORT_SCHEMAS:
+        frame = tables[name]
         for day in days:
             rows = frame[frame["day"] == pd.Timestamp(day, tz="UTC")]
             store.replace_day(f"reports/{name}", to_arrow(name, rows), day)
