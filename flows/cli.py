@@ -37,7 +37,7 @@ from kapso_health.tasks.settings import (
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 
 SIMULATOR_KEY = "simulator-demo-key"
-EXIT_USAGE, EXIT_AUTH, EXIT_FAILED = 2, 3, 1
+EXIT_USAGE, EXIT_AUTH, EXIT_FAILED, EXIT_UNHEALTHY = 2, 3, 1, 4
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -100,9 +100,23 @@ def _parser() -> argparse.ArgumentParser:
     _add_fleet_arguments(plan, window=WINDOW_MINUTES, interval=SCHEDULE_MINUTES)
     plan.set_defaults(handler=_plan)
 
-    audit = commands.add_parser("audit", help="poll some numbers now and print a table")
+    audit = commands.add_parser("audit", help="poll some numbers now and print them, worst first")
     _add_connection_arguments(audit)
     audit.add_argument("numbers", nargs="*", metavar="ID", help="default: every listed number")
+    audit.add_argument(
+        "--format",
+        choices=("table", "json", "csv"),
+        default="table",
+        help="json: one object per number with every polls field, failing checks and entity "
+        "errors; csv: the same, one row per number (default: %(default)s)",
+    )
+    audit.add_argument(
+        "--fail-on",
+        choices=("unhealthy", "degraded", "never"),
+        default="never",
+        help=f"exit {EXIT_UNHEALTHY} when any number's status is this or worse "
+        "(default: %(default)s)",
+    )
     audit.set_defaults(handler=_audit, ids=None, ids_file=None)
 
     report = commands.add_parser("report", help="build the daily availability and quality reports")
@@ -353,10 +367,10 @@ def _audit(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.progress import Progress
 
-    from kapso_health.flows.audit import audit_numbers, audit_table
+    from kapso_health.flows.audit import audit_numbers, audit_records, audit_table, fails
+    from kapso_health.flows.audit_output import write_csv, write_json
     from kapso_health.tasks.settings import connection_settings, require_api_key
 
-    console = Console()
     _require_key(args)
     settings = connection_settings(
         require_api_key(args.api_key_secret),
@@ -370,7 +384,7 @@ def _audit(args: argparse.Namespace) -> int:
     )
     with Progress(console=Console(stderr=True), transient=True) as progress:
         bar = progress.add_task("polling", total=None)
-        flat = asyncio.run(
+        audited = asyncio.run(
             audit_numbers(
                 settings,
                 args.numbers,
@@ -378,8 +392,15 @@ def _audit(args: argparse.Namespace) -> int:
                 on_result=lambda _: progress.advance(bar),
             )
         )
-    console.print(audit_table(flat))
-    return 0
+    records = audit_records(audited)
+    if args.format == "json":
+        write_json(records, sys.stdout)
+    elif args.format == "csv":
+        write_csv(records, sys.stdout)
+    else:
+        console = Console()
+        console.print(audit_table(records, console.width))
+    return EXIT_UNHEALTHY if fails(records, args.fail_on) else 0
 
 
 def _report(args: argparse.Namespace) -> int:

@@ -18,6 +18,8 @@ from pydantic import Field
 from kapso_health.reports.availability import worst_numbers
 from kapso_health.reports.build import build_reports, report_days
 from kapso_health.reports.html import percent_text, render_report
+from kapso_health.reports.html_attention import names_of, number_label
+from kapso_health.reports.markdown import attention_markdown
 from kapso_health.reports.schemas import REPORT_SCHEMAS, to_arrow
 from kapso_health.reports.timeline import Policy
 from kapso_health.tasks.settings import DEFAULT_STORAGE, configured
@@ -133,14 +135,17 @@ def _publish(tables: dict[str, pd.DataFrame], days: list[date], page: str, rule:
         lines += ["", "## Per Kapso project", "", *_figure_lines(per_project, "project")]
     create_markdown_artifact(
         "# Kapso health, daily report\n\n"
-        + f"Observations hold at most {rule}.\n\n"
+        + attention_markdown(tables)
+        + f"\n\nObservations hold at most {rule}.\n\n"
         + "\n".join(lines),
         key="daily-report-summary",
         description=f"Fleet figures for {days[0]} to {days[-1]}",
     )
+    names = names_of(tables)
     rows = [
         {
-            "number": r.config_id,
+            "number": number_label(r.config_id, names),
+            "config_id": r.config_id,
             "availability": percent_text(r.availability_time),
             "coverage": percent_text(r.coverage),
             "incidents": int(r.incidents),

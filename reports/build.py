@@ -196,9 +196,10 @@ def attention_details(history: HistoryReader, attention: pd.DataFrame) -> dict[s
     days = sorted({stamp.date() for stamp in pd.to_datetime(keys["polled_at"], utc=True)})
     checks, errors = [], []
     for day in days:
-        read = history.read_arrow
-        checks.append(failing_checks(read("checks", day, day, ATTENTION_CHECK_COLUMNS, True), keys))
-        errors.append(entity_errors(read("entities", day, day, ENTITY_COLUMNS, True), keys))
+        found = history.read_arrow("checks", day, day, ATTENTION_CHECK_COLUMNS, dictionary=True)
+        checks.append(failing_checks(found, keys))
+        found = history.read_arrow("entities", day, day, ENTITY_COLUMNS, dictionary=True)
+        errors.append(entity_errors(found, keys))
     return {
         "attention_checks": pd.concat([pd.DataFrame(columns=FAILING_COLUMNS), *checks]),
         "attention_entity_errors": pd.concat([pd.DataFrame(columns=ERROR_COLUMNS), *errors]),
