@@ -7,7 +7,7 @@ import asyncio
 import time
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -24,6 +24,7 @@ from kapso_health.tasks.fetch import clean_ids, numbers_table, poll_numbers
 from kapso_health.tasks.flatten import NumberIds, flatten_polls, number_ids, polled_id_column
 from kapso_health.tasks.last_observations import last_observations, last_seen, recent_number_ids
 from kapso_health.tasks.limiter import SharedBudget
+from kapso_health.tasks.names import POLL_NAME_COLUMNS
 from kapso_health.tasks.plan import capacity, plan_polls
 from kapso_health.tasks.poll import PollResult
 from kapso_health.tasks.projects import Project
@@ -112,6 +113,7 @@ class Numbers:
     ids: list[str]
     known_ids: dict[str, NumberIds]
     written: list[str]
+    customers: dict[str, str | None] = field(default_factory=dict)  # config_id → customer_id
 
 
 async def resolve_numbers(
@@ -128,7 +130,10 @@ async def resolve_numbers(
     numbers = await discover_numbers(client, run_id, project)
     written = await append_tables(store, {"numbers": numbers}, run_id, "numbers")
     polled = clean_ids(numbers.column(polled_id_column(flavour)).drop_null().to_pylist())
-    return Numbers(polled, number_ids(numbers, flavour), written)
+    customers = dict(
+        zip(numbers["config_id"].to_pylist(), numbers["customer_id"].to_pylist(), strict=True)
+    )
+    return Numbers(polled, number_ids(numbers, flavour), written, customers)
 
 
 async def poll_and_store(
@@ -140,6 +145,7 @@ async def poll_and_store(
     progress: Progress,
     known_ids: Mapping[str, NumberIds] | None = None,
     project: str = DEFAULT_PROJECT,
+    customers: Mapping[str, str | None] | None = None,
 ) -> tuple[Counter, set[str], Counter]:
     """(outcome, status) counts, the files written, and the state-change events emitted.
     Every number reached has exactly one row; with the client's `stop_at`, the numbers not
@@ -147,7 +153,10 @@ async def poll_and_store(
     flavour = client.settings.flavour
     polled_column = polled_id_column(flavour)
     last = last_observations(
-        store, client.clock(), exclude_run=run_id, columns=[*STATE_COLUMNS, "phone_number_id"]
+        store,
+        client.clock(),
+        exclude_run=run_id,
+        columns=[*STATE_COLUMNS, *POLL_NAME_COLUMNS, "phone_number_id"],
     ).to_pylist()
     previous = {row["config_id"]: row["checked_at"] for row in last if row["checked_at"]}
     states = {row["config_id"]: row for row in last}
@@ -166,7 +175,7 @@ async def poll_and_store(
             polled = await fetch_chunk(client, chunk, part, skip_until, progress.add)
             flat = flatten_polls(polled, run_id, previous, flavour, known_ids, project)
             written.update(await append_tables(store, flat.tables(), run_id, part))
-            changes = state_changes(states, flat.polls)
+            changes = state_changes(states, flat.polls, customers)
             emit_state_changes(changes)
             alerts.update(change.event for change in changes)
             counts.update(
@@ -254,6 +263,7 @@ async def collect_project(
                 progress,
                 numbers.known_ids,
                 project.name,
+                numbers.customers,
             )
         summary = run_summary(
             run_id,

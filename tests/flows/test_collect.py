@@ -6,6 +6,7 @@ import time
 from collections import Counter
 from pathlib import Path
 
+import pandas as pd
 import pyarrow.compute as pc
 import pytest
 from prefect.client.orchestration import get_client
@@ -171,6 +172,16 @@ async def test_state_changes_between_runs_become_events(tmp_path: Path, api_key:
     )
     roles = {r["prefect.resource.role"] for e in events for r in e.related}
     assert {"from", "to"} <= roles
+    listed = ParquetStore(str(tmp_path)).read("numbers").drop_duplicates("config_id")
+    customers = dict(zip(listed["config_id"], listed["customer_id"], strict=True))
+    names = {c.config_id: c.name for c in expected}
+    for event in events:  # named where known, the id beside; the customer from the listing
+        number = event.resource["prefect.resource.id"].removeprefix("kapso.number.")
+        assert event.payload["number"].endswith(f"({number})")
+        assert event.payload["name"] == names[number]
+        customer = customers[number]
+        assert event.payload["customer_id"] == (None if customer is pd.NA else customer)
+    assert any(event.payload["name"] for event in events)
 
 
 async def test_a_shared_global_limit_is_taken_in_batches(tmp_path: Path, api_key: str) -> None:
