@@ -93,9 +93,8 @@ REFUSING = SimulatorConfig(
 )
 
 
-async def test_a_refused_key_is_found_by_the_preflight_before_any_health_request(
-    tmp_path: Path, api_key: str
-) -> None:
+async def collect_refused(tmp_path: Path, **options: object) -> tuple[str, dict]:
+    """collect-health against a simulator refusing the key: the error text, the counts."""
     with running_simulator(REFUSING) as simulator:
         with pytest.raises(KapsoAuthError) as raised:
             await collect_health(
@@ -103,28 +102,26 @@ async def test_a_refused_key_is_found_by_the_preflight_before_any_health_request
                 base_url=simulator.base_url(),
                 storage=str(tmp_path),
                 **FAST,
+                **options,
             )
-        counts = simulator.stats()["counts"]
+        return str(raised.value), simulator.stats()["counts"]
+
+
+async def test_a_refused_key_is_found_by_the_preflight_before_any_health_request(
+    tmp_path: Path, api_key: str
+) -> None:
+    raised, counts = await collect_refused(tmp_path)
     assert (counts.get("list_requests", 0), counts.get("health_requests", 0)) == (1, 0)
-    assert api_key not in str(raised.value) and "Kapso refused the API key (HTTP 401" in str(
-        raised.value
-    )
+    assert api_key not in raised and "Kapso refused the API key (HTTP 401" in raised
     assert ParquetStore(str(tmp_path)).files("polls") == []
 
 
 async def test_a_key_refused_mid_run_stops_the_run_at_once(tmp_path: Path, api_key: str) -> None:
-    with running_simulator(REFUSING) as simulator:
-        with pytest.raises(KapsoAuthError) as raised:
-            await collect_health(
-                ids=[n.config_id for n in Fleet(500).numbers],
-                base_url=simulator.base_url(),
-                storage=str(tmp_path),
-                check_first=False,  # as if the key were revoked after the preflight
-                **FAST,
-            )
-        requests = simulator.stats()["counts"].get("health_requests", 0)
+    # check_first=False: as if the key were revoked after the preflight
+    raised, counts = await collect_refused(tmp_path, check_first=False)
+    requests = counts.get("health_requests", 0)
     assert requests <= FAST["max_in_flight"]  # no retry storm: only what was already in flight
-    assert api_key not in str(raised.value) and "401" in str(raised.value)
+    assert api_key not in raised and "401" in raised
     polls = ParquetStore(str(tmp_path)).read("polls")  # yet every number has its row
     assert len(polls) == 500 and set(polls["outcome"]) == {"unauthorized"}
     assert (polls["http_status"] == 401).sum() == requests

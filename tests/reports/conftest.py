@@ -16,7 +16,8 @@ from kapso_health.tasks.schemas import TABLES
 DAYS = [pd.Timestamp("2026-03-01", tz="UTC"), pd.Timestamp("2026-03-02", tz="UTC")]
 
 
-def poll(number: str, at: str, status: str, rating: str) -> dict:
+def observation(number: str, at: str, status: str, **fields: object) -> dict:
+    """A polls row of an `ok` poll (AVAILABLE, GREEN, CONNECTED, webhook verified unless said)."""
     moment = pd.Timestamp(at, tz="UTC")
     return {
         "config_id": number,
@@ -24,10 +25,16 @@ def poll(number: str, at: str, status: str, rating: str) -> dict:
         "checked_at": moment,
         "outcome": "ok",
         "status": status,
-        "quality_rating": rating,
+        "quality_rating": "GREEN",
         "can_send_message": "AVAILABLE",
         "phone_status": "CONNECTED",
+        "passed_webhook_verified": True,
+        **fields,
     }
+
+
+def poll(number: str, at: str, status: str, rating: str) -> dict:
+    return observation(number, at, status, quality_rating=rating)
 
 
 HISTORY = pd.DataFrame(
@@ -90,23 +97,6 @@ def two_projects() -> dict[str, pd.DataFrame]:
     """The same history, its two numbers in two Kapso projects."""
     owner = {"good": "alpha", "bad<script>": "beta"}
     return report_tables(HISTORY.assign(project=HISTORY["config_id"].map(owner)))
-
-
-def observation(number: str, at: str, status: str, **fields: object) -> dict:
-    """A polls row of an `ok` poll (AVAILABLE, GREEN, CONNECTED, webhook verified unless said)."""
-    moment = pd.Timestamp(at, tz="UTC")
-    return {
-        "config_id": number,
-        "polled_at": moment,
-        "checked_at": moment,
-        "outcome": "ok",
-        "status": status,
-        "quality_rating": "GREEN",
-        "can_send_message": "AVAILABLE",
-        "phone_status": "CONNECTED",
-        "passed_webhook_verified": True,
-        **fields,
-    }
 
 
 ACME = {"verified_name": "Acme Corp", "display_phone_number": "+1 555-123-4567"}
