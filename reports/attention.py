@@ -96,7 +96,8 @@ def needs_attention(polls: pd.DataFrame, end: pd.Timestamp) -> pd.DataFrame:
     troubled = newest[newest["severity"].notna()].copy()
     good_at = last_good["at"].reindex(troubled.index)
     after_good = obs[~good & obs["config_id"].isin(troubled.index)]
-    good_before = after_good["config_id"].map(good_at)
+    # reindex keeps the datetime dtype where map would give floats for a number never good
+    good_before = good_at.reindex(after_good["config_id"]).set_axis(after_good.index)
     after_good = after_good[good_before.isna() | (after_good["at"] > good_before)]
     since = after_good.groupby("config_id")["at"].min().reindex(troubled.index)
     troubled = troubled.assign(

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pandas as pd
 
 from kapso_health.reports.html import render_report
-from tests.reports.conftest import PAYMENT, TOKEN_ERROR
+from tests.reports.conftest import PAYMENT, TOKEN_ERROR, observation
 
 UTC = "UTC"
 
@@ -69,3 +69,21 @@ def test_the_page_opens_with_needs_attention_then_changes_then_the_analysis(
     assert PAYMENT in attention and "141006" in attention
     assert attention.index("(acme)") < attention.index("(blocked)") < attention.index("limited")
     assert "Acme Corp" in page[order[2] :]  # the analysis names numbers too
+
+
+def test_a_number_never_good_in_the_days_read_is_in_trouble_at_least_since_its_first(
+    build,
+) -> None:
+    polls = [
+        observation("down", "2026-03-01 06:00", "unhealthy"),
+        observation("down", "2026-03-02 06:00", "unhealthy"),
+    ]
+    tables = build(polls, [pd.Timestamp("2026-03-02", tz=UTC)])
+    row = tables["needs_attention"].iloc[0]
+    assert (row["config_id"], row["since"], row["since_known"]) == (
+        "down",
+        at("2026-03-01 06:00"),
+        False,
+    )
+    assert pd.isna(row["last_good_at"])
+    assert "at least since 2026-03-01 06:00" in render_report("Report", tables)
