@@ -628,6 +628,82 @@ def bench_s3() -> list[Row]:
     ]
 
 
+def _cli_seconds(args: list[str], key: str | None, home: Path, simulator=None) -> float:
+    """Seconds from starting `kapso-health ARGS` with a fresh PREFECT_HOME until it exits or,
+    with `simulator`, until the simulator answered its first health request."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("KAPSO_", "PREFECT_"))}
+    env |= {"PREFECT_HOME": str(home), **({"KAPSO_API_KEY": key} if key else {})}
+    env["PREFECT_SERVER_ANALYTICS_ENABLED"] = "false"
+    started = time.perf_counter()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "kapso_health.flows.cli", *args],
+        cwd=home.parent,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    while process.poll() is None:
+        if simulator is not None and simulator.stats()["counts"].get("health_requests", 0):
+            break
+        time.sleep(0.02)
+    seconds = time.perf_counter() - started
+    process.wait(timeout=300)
+    return seconds
+
+
+def bench_first_answer() -> list[Row]:
+    """How soon a first run says what is wrong (fresh PREFECT_HOME each), beside how long the
+    same first run takes to reach its first health request (Prefect's temporary server)."""
+    from kapso_health.simulator.process import running_simulator
+    from kapso_health.simulator.server import SimulatorConfig
+
+    config = SimulatorConfig(numbers=5, api_key="right", rate_per_second=None, rate_per_minute=None)
+    with tempfile.TemporaryDirectory() as root, running_simulator(config) as simulator:
+        url = simulator.base_url()
+
+        def fresh(name: str) -> Path:
+            return Path(root) / name / ".prefect"
+
+        for name in ("first", "wrong", "unreachable", "missing"):
+            fresh(name).parent.mkdir()
+        storage = ["--storage", str(Path(root) / "data")]
+        first = _cli_seconds(
+            ["collect", "--base-url", url, *storage], "right", fresh("first"), simulator
+        )
+        cases = {
+            "a wrong key": (["collect", "--base-url", url], "wrong", "wrong"),
+            "an unreachable base URL": (
+                ["collect", "--base-url", "http://127.0.0.1:9/api/v1"],
+                "k",
+                "unreachable",
+            ),
+            "a missing key": (["collect", "--base-url", url], None, "missing"),
+        }
+        answers = {
+            label: _cli_seconds(args, key, fresh(home))
+            for label, (args, key, home) in cases.items()
+        }
+    rows = [
+        Row(
+            "first_answer",
+            "baseline: `collect` from a fresh PREFECT_HOME to its first health request "
+            "(what a wrong key waited for before the preflight)",
+            f"{first:.1f} s",
+        )
+    ]
+    rows += [
+        Row(
+            "first_answer",
+            f"`collect` with {label}, fresh PREFECT_HOME, until it exits with the message",
+            f"{seconds:.2f} s = {first / seconds:.0f} x sooner than the first health request",
+            "within 3 s",
+            _verdict(seconds <= 3.0),
+        )
+        for label, seconds in answers.items()
+    ]
+    return rows
+
+
 def _best_of(times: int, work) -> float:
     best = float("inf")
     for _ in range(times):
@@ -649,6 +725,7 @@ SECTIONS = {
     "report": bench_report,
     "compaction": bench_compaction,
     "s3": bench_s3,
+    "first_answer": bench_first_answer,
 }
 
 

@@ -34,14 +34,14 @@ from kapso_health.tasks.settings import (
     TIMEOUT_SECONDS,
     WINDOW_MINUTES,
     MissingApiKeyError,
-    configured,
+    env_setting,
 )
 
 # Without internet Prefect's telemetry attempt logs an ERROR; users read ERROR as failure.
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 
 SIMULATOR_KEY = "simulator-demo-key"
-EXIT_USAGE, EXIT_AUTH, EXIT_FAILED = 2, 3, 1
+EXIT_USAGE, EXIT_AUTH, EXIT_FAILED, EXIT_UNHEALTHY = 2, 3, 1, 4
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -104,9 +104,23 @@ def _parser() -> argparse.ArgumentParser:
     _add_fleet_arguments(plan, window=WINDOW_MINUTES, interval=SCHEDULE_MINUTES)
     plan.set_defaults(handler=_plan)
 
-    audit = commands.add_parser("audit", help="poll some numbers now and print a table")
+    audit = commands.add_parser("audit", help="poll some numbers now and print them, worst first")
     _add_connection_arguments(audit)
     audit.add_argument("numbers", nargs="*", metavar="ID", help="default: every listed number")
+    audit.add_argument(
+        "--format",
+        choices=("table", "json", "csv"),
+        default="table",
+        help="json: one object per number with every polls field, failing checks and entity "
+        "errors; csv: the same, one row per number (default: %(default)s)",
+    )
+    audit.add_argument(
+        "--fail-on",
+        choices=("unhealthy", "degraded", "never"),
+        default="never",
+        help=f"exit {EXIT_UNHEALTHY} when any number's status is this or worse "
+        "(default: %(default)s)",
+    )
     audit.set_defaults(handler=_audit, ids=None, ids_file=None)
 
     report = commands.add_parser("report", help="build the daily availability and quality reports")
@@ -264,6 +278,7 @@ def _ids(args: argparse.Namespace) -> list[str] | None:
 def _collect(args: argparse.Namespace) -> int:
     ids = _ids(args)
     _require_key(args)  # before Prefect is even imported: a missing key is said at once
+    checked = _check_first(args, ids)  # before Prefect is even imported
     from kapso_health.flows.collect import collect_health
 
     summary = asyncio.run(
@@ -284,10 +299,45 @@ def _collect(args: argparse.Namespace) -> int:
             window_minutes=args.window_minutes,
             interval_minutes=args.interval_minutes,
             projects=args.projects,
+            check_first=not checked,
         )
     )
     _print_summary(summary)
     return 0
+
+
+def _check_first(args: argparse.Namespace, ids: list[str] | None) -> bool:
+    """The key and the API's reach, checked with one cheap request before Prefect's temporary
+    server starts (seconds on a fresh machine), for one project with its key in the
+    environment; a storage root given is checked before that. True when the URL checked is the
+    one the flow uses (`--base-url`): the flow need not check it again."""
+    key = os.environ.get(API_KEY_ENV, "").strip()
+    if args.projects or not key:
+        return False
+    from kapso_health.tasks.client import KapsoClient, KapsoListError
+    from kapso_health.tasks.settings import ApiKey, connection_settings, env_setting
+    from kapso_health.tasks.storage import ParquetStore
+
+    if args.storage:
+        ParquetStore(args.storage).check_writable()
+    settings = connection_settings(
+        ApiKey(key),
+        args.flavour,
+        args.base_url or env_setting("base_url"),
+        timeout_seconds=args.timeout,
+    )
+
+    async def probe() -> None:
+        async with KapsoClient(settings) as client:
+            await client.check_access()
+
+    try:
+        asyncio.run(probe())
+    except KapsoListError as exc:
+        if ids is None:
+            raise
+        print(f"kapso-health: WARNING: {exc}; polling the given ids anyway", file=sys.stderr)
+    return bool(args.base_url)
 
 
 def _plan(args: argparse.Namespace) -> int:
@@ -297,7 +347,7 @@ def _plan(args: argparse.Namespace) -> int:
     ids = _ids(args)
     if ids is None:
         _require_key(args)
-    base_url = configured("base_url", args.base_url, variables=False)
+    base_url = args.base_url or env_setting("base_url")
     projects = chosen_projects(args.projects, args.api_key_secret, args.flavour, base_url, ids)
     capacities = fleet_capacity(
         projects, args.rate_per_minute or None, args.window_minutes, args.interval_minutes
@@ -339,10 +389,10 @@ def _audit(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.progress import Progress
 
-    from kapso_health.flows.audit import audit_numbers, audit_table
+    from kapso_health.flows.audit import audit_numbers, audit_records, audit_table, fails
+    from kapso_health.flows.audit_output import write_csv, write_json
     from kapso_health.tasks.settings import connection_settings, require_api_key
 
-    console = Console()
     _require_key(args)
     settings = connection_settings(
         require_api_key(args.api_key_secret),
@@ -356,7 +406,7 @@ def _audit(args: argparse.Namespace) -> int:
     )
     with Progress(console=Console(stderr=True), transient=True) as progress:
         bar = progress.add_task("polling", total=None)
-        flat = asyncio.run(
+        audited = asyncio.run(
             audit_numbers(
                 settings,
                 args.numbers,
@@ -364,8 +414,15 @@ def _audit(args: argparse.Namespace) -> int:
                 on_result=lambda _: progress.advance(bar),
             )
         )
-    console.print(audit_table(flat))
-    return 0
+    records = audit_records(audited)
+    if args.format == "json":
+        write_json(records, sys.stdout)
+    elif args.format == "csv":
+        write_csv(records, sys.stdout)
+    else:
+        console = Console()
+        console.print(audit_table(records, console.width))
+    return EXIT_UNHEALTHY if fails(records, args.fail_on) else 0
 
 
 def _report(args: argparse.Namespace) -> int:

@@ -51,6 +51,7 @@ async def collect_health(
     window_minutes: Annotated[float | None, Field(gt=0, le=1440)] = None,
     interval_minutes: Annotated[float | None, Field(gt=0, le=1440)] = None,
     projects: str | None = None,
+    check_first: bool = True,
 ) -> dict[str, Any]:
     """Poll the numbers' health and append the flattened rows to the Parquet history.
 
@@ -69,7 +70,9 @@ async def collect_health(
     own key, budget and capacity; a project that fails does not stop the others, and the run
     fails at the end naming it. `global_limit` names a Prefect global rate limit shared by
     every run against the project (with several projects: `<global_limit>-<project>` unless
-    the file names one); each request takes a slot of it, in batches.
+    the file names one); each request takes a slot of it, in batches. `check_first`: each
+    project's key and API are checked with one cheap request before its collection starts (the
+    command line does it before Prefect starts and then passes False for the URL it checked).
     """
     logger = get_run_logger()
     run_started = utc_now()
@@ -126,6 +129,7 @@ async def collect_health(
                 interval_minutes,
                 limit,
                 run_started,
+                check_first,
             )
         except (MissingApiKeyError, KapsoListError, KapsoAuthError, ValueError) as exc:
             if not several:

@@ -19,7 +19,9 @@ from kapso_health.flows.steps import finish_compactions_left
 from kapso_health.reports.availability import worst_numbers
 from kapso_health.reports.build import build_reports, report_days
 from kapso_health.reports.html import percent_text, render_report
-from kapso_health.reports.schemas import to_arrow
+from kapso_health.reports.html_attention import names_of, number_label
+from kapso_health.reports.markdown import attention_markdown
+from kapso_health.reports.schemas import REPORT_SCHEMAS, to_arrow
 from kapso_health.reports.timeline import Policy
 from kapso_health.tasks.settings import DEFAULT_STORAGE, configured
 from kapso_health.tasks.storage import ParquetStore, write_text
@@ -32,7 +34,8 @@ def write_reports(
     page (to `out`, default `<storage>/reports/html`). Returns the tables and the page."""
     store = ParquetStore(storage)
     tables = build_reports(store, days, policy)
-    for name, frame in tables.items():
+    for name in REPORT_SCHEMAS:
+        frame = tables[name]
         for day in days:
             rows = frame[frame["day"] == pd.Timestamp(day, tz="UTC")]
             store.replace_day(f"reports/{name}", to_arrow(name, rows), day)
@@ -134,14 +137,17 @@ def _publish(tables: dict[str, pd.DataFrame], days: list[date], page: str, rule:
         lines += ["", "## Per Kapso project", "", *_figure_lines(per_project, "project")]
     create_markdown_artifact(
         "# Kapso health, daily report\n\n"
-        + f"Observations hold at most {rule}.\n\n"
+        + attention_markdown(tables)
+        + f"\n\nObservations hold at most {rule}.\n\n"
         + "\n".join(lines),
         key="daily-report-summary",
         description=f"Fleet figures for {days[0]} to {days[-1]}",
     )
+    names = names_of(tables)
     rows = [
         {
-            "number": r.config_id,
+            "number": number_label(r.config_id, names),
+            "config_id": r.config_id,
             "availability": percent_text(r.availability_time),
             "coverage": percent_text(r.coverage),
             "incidents": int(r.incidents),

@@ -7,7 +7,7 @@ import asyncio
 import time
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -25,6 +25,7 @@ from kapso_health.tasks.fetch import clean_ids, numbers_table, poll_numbers
 from kapso_health.tasks.flatten import NumberIds, flatten_polls, number_ids, polled_id_column
 from kapso_health.tasks.last_observations import last_observations, last_seen, recent_number_ids
 from kapso_health.tasks.limiter import SharedBudget
+from kapso_health.tasks.names import POLL_NAME_COLUMNS
 from kapso_health.tasks.plan import capacity, plan_polls
 from kapso_health.tasks.poll import PollResult
 from kapso_health.tasks.projects import Project
@@ -124,6 +125,7 @@ class Numbers:
     ids: list[str]
     known_ids: dict[str, NumberIds]
     written: list[str]
+    customers: dict[str, str | None] = field(default_factory=dict)  # config_id → customer_id
 
 
 async def resolve_numbers(
@@ -147,9 +149,8 @@ async def resolve_numbers(
         except (KapsoListError, KapsoAuthError) as exc:
             get_run_logger().warning("Could not list the numbers for their ids: %s", exc)
             return Numbers(given, known, [])
-        return Numbers(given, known | listed.known_ids, listed.written)
-    listed = await list_numbers(client, store, run_id, project)
-    return Numbers(listed.ids, listed.known_ids, listed.written)
+        return Numbers(given, known | listed.known_ids, listed.written, listed.customers)
+    return await list_numbers(client, store, run_id, project)
 
 
 async def list_numbers(
@@ -160,7 +161,10 @@ async def list_numbers(
     numbers = await discover_numbers(client, run_id, project)
     written = await append_tables(store, {"numbers": numbers}, run_id, "numbers")
     polled = clean_ids(numbers.column(polled_id_column(flavour)).drop_null().to_pylist())
-    return Numbers(polled, number_ids(numbers, flavour), written)
+    customers = dict(
+        zip(numbers["config_id"].to_pylist(), numbers["customer_id"].to_pylist(), strict=True)
+    )
+    return Numbers(polled, number_ids(numbers, flavour), written, customers)
 
 
 async def poll_and_store(
@@ -172,6 +176,7 @@ async def poll_and_store(
     progress: Progress,
     known_ids: Mapping[str, NumberIds] | None = None,
     project: str = DEFAULT_PROJECT,
+    customers: Mapping[str, str | None] | None = None,
 ) -> tuple[Counter, set[str], Counter]:
     """(outcome, status) counts, the files written, and the state-change events emitted.
     Every number reached has exactly one row; with the client's `stop_at`, the numbers not
@@ -179,7 +184,10 @@ async def poll_and_store(
     flavour = client.settings.flavour
     polled_column = polled_id_column(flavour)
     last = last_observations(
-        store, client.clock(), exclude_run=run_id, columns=[*STATE_COLUMNS, "phone_number_id"]
+        store,
+        client.clock(),
+        exclude_run=run_id,
+        columns=[*STATE_COLUMNS, *POLL_NAME_COLUMNS, "phone_number_id"],
     ).to_pylist()
     previous = {row["config_id"]: row["checked_at"] for row in last if row["checked_at"]}
     states = {row["config_id"]: row for row in last}
@@ -198,7 +206,7 @@ async def poll_and_store(
             polled = await fetch_chunk(client, chunk, part, skip_until, progress.add)
             flat = flatten_polls(polled, run_id, previous, flavour, known_ids, project)
             written.update(await append_tables(store, flat.tables(), run_id, part))
-            changes = state_changes(states, flat.polls)
+            changes = state_changes(states, flat.polls, customers)
             emit_state_changes(changes)
             alerts.update(change.event for change in changes)
             counts.update(
@@ -219,6 +227,18 @@ async def poll_and_store(
     return counts, written, alerts
 
 
+async def check_access(client: KapsoClient, ids_given: bool) -> None:
+    """The preflight: a refused key fails the project at once; an API that cannot be read
+    fails it too when the numbers come from the list, and with given ids is a WARNING (each
+    id still gets its row, its outcome saying why)."""
+    try:
+        await client.check_access()
+    except KapsoListError as exc:
+        if not ids_given:
+            raise
+        get_run_logger().warning("%s; polling the given ids anyway, each gets its row", exc)
+
+
 async def collect_project(
     project: Project,
     settings: ConnectionSettings,
@@ -229,9 +249,11 @@ async def collect_project(
     interval_minutes: float | None,
     global_limit: str | None,
     run_started: datetime | None = None,
+    check_first: bool = True,
 ) -> ProjectRun:
-    """One project's collection: its numbers, its capacity, the plan (with a window: the due
-    numbers first, cut to the window's budget), then polling and storing.
+    """One project's collection: the key and the API's reach (one cheap request, unless
+    checked already), its numbers, its capacity, the plan (with a window: the due numbers
+    first, cut to the window's budget), then polling and storing.
 
     The window counts from `run_started` (the run's start), and its last request starts a
     request timeout before its end, so even a request that takes that long ends inside it."""
@@ -239,6 +261,8 @@ async def collect_project(
     started = time.monotonic()
     shared = await shared_budget(global_limit) if global_limit else None
     async with KapsoClient(settings, shared=shared) as client:
+        if check_first:
+            await check_access(client, project.ids is not None)
         numbers = await resolve_numbers(client, project.ids, store, run_id, project.name)
         room = capacity(
             len(numbers.ids), settings.rate_per_minute, window_minutes, interval_minutes
@@ -274,6 +298,7 @@ async def collect_project(
                 progress,
                 numbers.known_ids,
                 project.name,
+                numbers.customers,
             )
         summary = run_summary(
             run_id,

@@ -15,6 +15,17 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from kapso_health.reports.attention import changes_since, needs_attention
+from kapso_health.reports.attention_details import (
+    CHECK_COLUMNS as ATTENTION_CHECK_COLUMNS,
+)
+from kapso_health.reports.attention_details import (
+    ENTITY_COLUMNS,
+    ERROR_COLUMNS,
+    FAILING_COLUMNS,
+    entity_errors,
+    failing_checks,
+)
 from kapso_health.reports.availability import (
     check_pass_rates,
     daily_availability,
@@ -24,6 +35,7 @@ from kapso_health.reports.availability import (
 from kapso_health.reports.quality import all_transitions, daily_quality
 from kapso_health.reports.rollup import fleet_rollup, latest_attributes
 from kapso_health.reports.timeline import Policy, intervals, observations
+from kapso_health.tasks.names import number_names, observed_names
 from kapso_health.tasks.schemas import DEFAULT_PROJECT, to_pandas
 
 
@@ -50,6 +62,9 @@ POLL_COLUMNS = [
     "quality_rating",
     "can_send_message",
     "phone_status",
+    "passed_webhook_verified",  # the rest for what needs attention, and names
+    "verified_name",
+    "display_phone_number",
 ]
 CHECK_COLUMNS = ["config_id", "polled_at", "checked_at", "check_name", "passed"]
 
@@ -137,7 +152,8 @@ def build_reports(
     )
     batches = _number_batches(polls)
     del polls  # the batches own it now, and let go of it as early as they can
-    parts = [number_tables(batch, days, policy) for batch in batches]
+    end = pd.Timestamp(days[-1], tz="UTC") + pd.Timedelta(days=1)
+    parts = [number_tables(batch, days, policy) | attention_tables(batch, end) for batch in batches]
     tables = {
         name: pd.concat([part[name] for part in parts], ignore_index=True) for name in parts[0]
     }
@@ -153,7 +169,41 @@ def build_reports(
     )
     numbers = to_pandas(history.read_arrow("numbers", None, days[-1]))
     tables.update(fleet_tables(tables["availability_daily"], tables["quality_daily"], numbers))
+    tables.update(attention_details(history, tables["needs_attention"]))
+    ids = pd.concat([tables[name]["config_id"] for name in NAMED], ignore_index=True)
+    observed = tables.pop("observed_names").set_index("config_id")
+    tables["number_names"] = number_names(ids.astype("string"), observed, numbers)
     return tables
+
+
+NAMED = ("needs_attention", "changes_since_day_before", "availability_daily", "incidents")
+
+
+def attention_tables(polls: pd.DataFrame, end: pd.Timestamp) -> dict[str, pd.DataFrame]:
+    """For a batch of whole numbers: what needs attention at `end`, what changed since the day
+    before, and the names the numbers were last observed with."""
+    return {
+        "needs_attention": needs_attention(polls, end),
+        "changes_since_day_before": changes_since(polls, end - pd.Timedelta(days=1), end),
+        "observed_names": observed_names(polls).reset_index(),
+    }
+
+
+def attention_details(history: HistoryReader, attention: pd.DataFrame) -> dict[str, pd.DataFrame]:
+    """The failing checks and entity errors of each number needing attention, read from the
+    days of those observations only."""
+    keys = attention[["config_id", "polled_at"]]
+    days = sorted({stamp.date() for stamp in pd.to_datetime(keys["polled_at"], utc=True)})
+    checks, errors = [], []
+    for day in days:
+        found = history.read_arrow("checks", day, day, ATTENTION_CHECK_COLUMNS, dictionary=True)
+        checks.append(failing_checks(found, keys))
+        found = history.read_arrow("entities", day, day, ENTITY_COLUMNS, dictionary=True)
+        errors.append(entity_errors(found, keys))
+    return {
+        "attention_checks": pd.concat([pd.DataFrame(columns=FAILING_COLUMNS), *checks]),
+        "attention_entity_errors": pd.concat([pd.DataFrame(columns=ERROR_COLUMNS), *errors]),
+    }
 
 
 def _number_batches(polls: pa.Table) -> Iterator[pd.DataFrame]:

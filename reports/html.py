@@ -1,4 +1,6 @@
-"""The report page: one self-contained HTML file, charts as inline SVG (no script, no network)."""
+"""The report page: one self-contained HTML file, charts as inline SVG, no network. It opens
+with what needs attention and what changed, then the analysis; long tables get a filter box
+and column sort from a few lines of inline script, and the page reads whole without it."""
 
 from __future__ import annotations
 
@@ -7,6 +9,13 @@ from html import escape
 import pandas as pd
 
 from kapso_health.reports.availability import worst_numbers
+from kapso_health.reports.html_attention import (
+    attention_section,
+    changes_section,
+    names_of,
+    number_label,
+)
+from kapso_health.reports.html_table import SCRIPT, rows_table
 from kapso_health.tasks.vocabulary import RATINGS
 
 RATING_COLOURS = dict(
@@ -25,7 +34,8 @@ h1{font-size:1.5rem}h2{font-size:1.1rem;margin-top:2rem}
 .figure b{display:block;font-size:1.5rem}
 table{border-collapse:collapse}td,th{padding:.25rem .6rem;border-bottom:1px solid #e3e7ee;
 text-align:left}td.n{text-align:right}svg text{font:11px system-ui,sans-serif;fill:#4a5568}
-.note{color:#5a6473}
+.note{color:#5a6473}td{vertical-align:top}.solution{color:#1d5c2e}
+.filter{margin:.4rem 0;padding:.3rem .5rem;width:22rem}th.sortable{cursor:pointer}
 """
 
 
@@ -36,9 +46,13 @@ def render_report(title: str, tables: dict[str, pd.DataFrame], rule: str | None 
     fleet, transitions = tables["fleet_daily"], tables["quality_transitions"]
     found = tables["incidents"]
     project = _project_of(availability)  # None with one project: the page looks as ever
-    numbered = ["project", "config_id"] if project is not None else ["config_id"]
+    numbered = ["project", "number"] if project is not None else ["number"]
+    names = names_of(tables)
     sections = [
         f"<h1>{escape(title)}</h1>",
+        attention_section(tables, project),
+        changes_section(tables, project),
+        "<h2 id=analysis>Analysis</h2>",
         f"<p class=note id=max-gap>Each observation holds until the number's next one, at most "
         f"{escape(rule)}; beyond that the time is unknown (coverage).</p>"
         if rule
@@ -55,15 +69,15 @@ def render_report(title: str, tables: dict[str, pd.DataFrame], rule: str | None 
         "<h2>Fleet availability per day (time-weighted)</h2>",
         _trend(fleet),
         "<h2>Availability per number and day</h2>",
-        _heatmap(availability, "availability_time", _availability_colour, project),
+        _heatmap(availability, "availability_time", _availability_colour, project, names),
         "<h2>Quality rating per number and day (last rating of the day)</h2>",
-        _heatmap(quality, "last_rating", lambda v: RATING_COLOURS.get(v, EMPTY), project),
+        _heatmap(quality, "last_rating", lambda v: RATING_COLOURS.get(v, EMPTY), project, names),
         _legend(),
         f"<h2>Worst numbers (lowest availability, top {WORST_ROWS})</h2>",
-        _worst(availability, project),
+        _worst(availability, project, names),
         "<h2>Quality downgrades and phone status changes for the worse</h2>",
         _listing(
-            _beside(transitions[transitions["worse"]].sort_values("at"), project),
+            _beside(transitions[transitions["worse"]].sort_values("at"), project, names),
             ["at", *numbered, "field", "from_value", "to_value"],
             "reports/quality_transitions",
         ),
@@ -74,6 +88,7 @@ def render_report(title: str, tables: dict[str, pd.DataFrame], rule: str | None 
                 .sort_values("start")
                 .assign(minutes=lambda f: f["duration_seconds"] / 60),
                 project,
+                names,
             ),
             ["start", "end", *numbered, "kind", "minutes", "ongoing"],
             "reports/incidents",
@@ -83,6 +98,7 @@ def render_report(title: str, tables: dict[str, pd.DataFrame], rule: str | None 
         "<!doctype html><html lang=en><head><meta charset=utf-8>"
         f"<title>{escape(title)}</title><style>{STYLE}</style></head><body>"
         + "\n".join(sections)
+        + SCRIPT
         + "</body></html>"
     )
 
@@ -116,8 +132,10 @@ def _project_of(availability: pd.DataFrame) -> pd.Series | None:
     return availability.drop_duplicates("config_id").set_index("config_id")["project"]
 
 
-def _beside(frame: pd.DataFrame, project: pd.Series | None) -> pd.DataFrame:
-    """`frame` with its numbers' project (when the page has several)."""
+def _beside(frame: pd.DataFrame, project: pd.Series | None, names: pd.Series) -> pd.DataFrame:
+    """`frame` with its numbers as people know them, and their project (when there are
+    several)."""
+    frame = frame.assign(number=[number_label(n, names) for n in frame["config_id"]])
     if project is None:
         return frame
     return frame.assign(project=frame["config_id"].map(project))
@@ -176,22 +194,33 @@ def _trend(fleet: pd.DataFrame) -> str:
     )
 
 
-def _heatmap(frame: pd.DataFrame, column: str, colour, project: pd.Series | None = None) -> str:
-    """A row per number (grouped by project when there are several), a column per day."""
+def _heatmap(
+    frame: pd.DataFrame,
+    column: str,
+    colour,
+    project: pd.Series | None = None,
+    names: pd.Series | None = None,
+) -> str:
+    """A row per number (grouped by project when there are several), a column per day; each
+    row labelled with the number's name (its id when none is known)."""
     if frame.empty:
         return "<p class=note>No numbers.</p>"
     grid = frame.pivot(index="config_id", columns="day", values=column)
-    labels = [str(number)[:28] for number in grid.index]
+    known = pd.Series(dtype="string") if names is None else names
+    labels = [number_label(number, known)[:34] for number in grid.index]
     if project is not None:
         owner = grid.index.map(project).astype(str)
         grid = grid.set_axis(pd.MultiIndex.from_arrays([owner, grid.index])).sort_index()
-        labels = [f"{name[:10]} · {str(number)[:22]}" for name, number in grid.index]
+        labels = [f"{name[:10]} · {number_label(n, known)[:26]}" for name, n in grid.index]
         grid.index = grid.index.get_level_values(1)
     width, height = LABEL + CELL * len(grid.columns) + 10, CELL * len(grid.index) + 30
     cells = []
     for row, ((number, values), label) in enumerate(zip(grid.iterrows(), labels, strict=True)):
         y = 20 + row * CELL
-        cells.append(f'<text x="0" y="{y + CELL - 3}">{escape(label)}</text>')
+        cells.append(
+            f'<text x="0" y="{y + CELL - 3}">{escape(label)}'
+            f"<title>{escape(number_label(number, known))}</title></text>"
+        )
         for col, (day, value) in enumerate(values.items()):
             shown = (
                 "no data"
@@ -200,8 +229,9 @@ def _heatmap(frame: pd.DataFrame, column: str, colour, project: pd.Series | None
             )
             cells.append(
                 f'<rect class=cell x="{LABEL + col * CELL}" y="{y}" width="{CELL - 1}" '
-                f'height="{CELL - 1}" fill="{colour(value)}"><title>{escape(str(number))} '
-                f"{day:%Y-%m-%d}: {escape(shown)}</title></rect>"
+                f'height="{CELL - 1}" fill="{colour(value)}"><title>'
+                f"{escape(number_label(number, known))} {day:%Y-%m-%d}: {escape(shown)}"
+                "</title></rect>"
             )
     return f'<svg class=chart width="{width}" height="{height}" role="img">{"".join(cells)}</svg>'
 
@@ -226,32 +256,35 @@ def _legend() -> str:
     )
 
 
-def _worst(availability: pd.DataFrame, project: pd.Series | None = None) -> str:
-    worst = worst_numbers(availability, WORST_ROWS)
-    if project is not None:
-        worst.insert(0, "project", worst["config_id"].map(project))
-    return _rows(worst, list(worst.columns), percent=("availability_time", "coverage"))
+def _worst(availability: pd.DataFrame, project: pd.Series | None, names: pd.Series) -> str:
+    worst = _beside(worst_numbers(availability, WORST_ROWS), project, names)
+    columns = [*(["project"] if project is not None else []), "number"]
+    columns += [c for c in worst.columns if c not in ("config_id", "number", "project")]
+    return _rows(worst, columns, percent=("availability_time", "coverage"))
 
 
 def _listing(frame: pd.DataFrame, columns: list[str], table: str) -> str:
     """Every row, up to LISTING_ROWS; beyond that the first ones and where the rest are."""
+    table_id = table.rsplit("/", 1)[-1]
     if len(frame) <= LISTING_ROWS:
-        return _rows(frame, columns)
+        return _rows(frame, columns, table_id=table_id)
     return (
         f"<p class=note>The first {LISTING_ROWS:,} of {len(frame):,}; every one is in the "
-        f"<code>{table}</code> Parquet table.</p>" + _rows(frame.head(LISTING_ROWS), columns)
+        f"<code>{table}</code> Parquet table.</p>"
+        + _rows(frame.head(LISTING_ROWS), columns, table_id=table_id)
     )
 
 
-def _rows(frame: pd.DataFrame, columns: list[str], percent: tuple[str, ...] = ()) -> str:
+def _rows(
+    frame: pd.DataFrame,
+    columns: list[str],
+    percent: tuple[str, ...] = (),
+    table_id: str | None = None,
+) -> str:
     if frame.empty:
         return "<p class=note>None.</p>"
-    head = "".join(f"<th>{escape(c.replace('_', ' '))}</th>" for c in columns)
-    body = "".join(
-        "<tr>" + "".join(_cell(row[c], c in percent) for c in columns) + "</tr>"
-        for _, row in frame.iterrows()
-    )
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+    rows = [[_cell(row[c], c in percent) for c in columns] for _, row in frame.iterrows()]
+    return rows_table(columns, rows, table_id)
 
 
 def _cell(value: object, percent: bool) -> str:

@@ -23,6 +23,7 @@ from kapso_health.tasks.settings import ConnectionSettings
 from kapso_health.tasks.vocabulary import Outcome
 
 LIST_PAGE_SIZE = 100
+PREFLIGHT_ATTEMPTS = 2  # the first answer comes fast: one retry for a blip, not four
 MAX_LIST_PAGES = 10_000
 RETRIED = {
     Outcome.RATE_LIMITED,
@@ -137,14 +138,25 @@ class KapsoClient:
                 break
         return list(items.values())
 
-    async def _list_page(self, page: int) -> dict[str, Any]:
-        params = {"page": page, "per_page": LIST_PAGE_SIZE}
+    async def check_access(self) -> None:
+        """One cheap request before anything else: the first list page with one item. Raises
+        KapsoAuthError (the key is refused) or KapsoListError (the API cannot be read, after
+        PREFLIGHT_ATTEMPTS tries), with the messages the run itself would give."""
+        await self._list_page(1, probe=True)
+
+    async def _list_page(self, page: int, probe: bool = False) -> dict[str, Any]:
+        """One page of the number list, retried. A `probe` asks for one item, tries
+        PREFLIGHT_ATTEMPTS times, and takes a 429 as an answer (the key was accepted)."""
+        params = {"page": page, "per_page": 1 if probe else LIST_PAGE_SIZE}
         result = PollResult("list", self.clock(), Outcome.OK)
-        for attempt in range(1, self.settings.max_attempts + 1):
+        attempts = PREFLIGHT_ATTEMPTS if probe else self.settings.max_attempts
+        for attempt in range(1, attempts + 1):
             response = await self._send(self.settings.list_url(), result, params)
             if response is not None:
                 self._classify(response, result)
                 self.raise_for_auth()
+                if response.status_code == 429 and probe:
+                    return {}
                 if response.status_code == 429:
                     await asyncio.sleep(
                         retry_after_seconds(response.headers.get("retry-after"), self.clock())
@@ -153,7 +165,7 @@ class KapsoClient:
                     continue
             if result.outcome is Outcome.OK and isinstance(result.body, dict):
                 return result.body
-            if result.outcome not in RETRIED:
+            if result.outcome not in RETRIED or attempt == attempts:
                 break
             await asyncio.sleep(self._backoff(attempt))
         raise KapsoListError(

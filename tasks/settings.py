@@ -108,22 +108,23 @@ def api_key_from(secret_block: str | None = None, env: str | None = API_KEY_ENV)
     return None
 
 
-def configured(
-    name: str, given: str | None, default: str | None = None, variables: bool = True
-) -> str | None:
-    """A non-secret setting: the flow parameter if given, else (with `variables`) the Prefect
-    Variable `kapso_health_<name>`, else the environment variable `KAPSO_HEALTH_<NAME>`, else
-    `default`. Without `variables`, Prefect is not asked (the command line's quick commands).
+def configured(name: str, given: str | None, default: str | None = None) -> str | None:
+    """A non-secret setting: the flow parameter if given, else the Prefect Variable
+    `kapso_health_<name>`, else the environment variable `KAPSO_HEALTH_<NAME>`, else `default`.
     """
     if given:
         return given
-    if variables:
-        from prefect.variables import Variable
+    from prefect.variables import Variable
 
-        value = Variable.get(f"kapso_health_{name}", default=None, _sync=True)
-        if value:
-            return str(value)
-    return os.environ.get(f"KAPSO_HEALTH_{name.upper()}") or default
+    value = Variable.get(f"kapso_health_{name}", default=None, _sync=True)
+    if value:
+        return str(value)
+    return env_setting(name) or default
+
+
+def env_setting(name: str) -> str | None:
+    """A non-secret setting from the environment alone (`KAPSO_HEALTH_<NAME>`), no Prefect."""
+    return os.environ.get(f"KAPSO_HEALTH_{name.upper()}") or None
 
 
 @dataclass(frozen=True)

@@ -6,6 +6,7 @@ import time
 from collections import Counter
 from pathlib import Path
 
+import pandas as pd
 import pyarrow.compute as pc
 import pytest
 from prefect.client.orchestration import get_client
@@ -47,6 +48,10 @@ async def test_explicit_platform_ids_keep_text_and_unknown_ids_are_not_found(
             storage=str(tmp_path),
             **FAST,
         )
+        counts = simulator.stats()["counts"]
+    # the preflight (one cheap request), then one listing page for the ids' Kapso config ids
+    assert counts["list_requests"] == 2
+    assert counts["health_requests"] >= 21
     polls = ParquetStore(str(tmp_path)).read("polls").set_index("phone_number_id")
     assert sorted(polls.index) == sorted([*ids, unknown])
     # Kapso's config id comes from a listing made for it; a number no listing has keeps its
@@ -88,21 +93,40 @@ async def test_second_run_marks_repeats_and_skips_numbers_in_backoff(
     assert not first["is_repeat"].any()
 
 
-async def test_a_refused_key_stops_the_run_at_once(tmp_path: Path, api_key: str) -> None:
-    config = SimulatorConfig(
-        numbers=500, api_key="the-right-key", rate_per_second=None, rate_per_minute=None
-    )
-    with running_simulator(config) as simulator:
+REFUSING = SimulatorConfig(
+    numbers=500, api_key="the-right-key", rate_per_second=None, rate_per_minute=None
+)
+
+
+async def collect_refused(tmp_path: Path, **options: object) -> tuple[str, dict]:
+    """collect-health against a simulator refusing the key: the error text, the counts."""
+    with running_simulator(REFUSING) as simulator:
         with pytest.raises(KapsoAuthError) as raised:
             await collect_health(
                 ids=[n.config_id for n in Fleet(500).numbers],
                 base_url=simulator.base_url(),
                 storage=str(tmp_path),
                 **FAST,
+                **options,
             )
-        requests = simulator.stats()["counts"].get("health_requests", 0)
+        return str(raised.value), simulator.stats()["counts"]
+
+
+async def test_a_refused_key_is_found_by_the_preflight_before_any_health_request(
+    tmp_path: Path, api_key: str
+) -> None:
+    raised, counts = await collect_refused(tmp_path)
+    assert (counts.get("list_requests", 0), counts.get("health_requests", 0)) == (1, 0)
+    assert api_key not in raised and "Kapso refused the API key (HTTP 401" in raised
+    assert ParquetStore(str(tmp_path)).files("polls") == []
+
+
+async def test_a_key_refused_mid_run_stops_the_run_at_once(tmp_path: Path, api_key: str) -> None:
+    # check_first=False: as if the key were revoked after the preflight
+    raised, counts = await collect_refused(tmp_path, check_first=False)
+    requests = counts.get("health_requests", 0)
     assert requests <= FAST["max_in_flight"]  # no retry storm: only what was already in flight
-    assert api_key not in str(raised.value) and "401" in str(raised.value)
+    assert api_key not in raised and "401" in raised
     polls = ParquetStore(str(tmp_path)).read("polls")  # yet every number has its row
     assert len(polls) == 500 and set(polls["outcome"]) == {"unauthorized"}
     assert (polls["http_status"] == 401).sum() == requests
@@ -150,6 +174,16 @@ async def test_state_changes_between_runs_become_events(tmp_path: Path, api_key:
     )
     roles = {r["prefect.resource.role"] for e in events for r in e.related}
     assert {"from", "to"} <= roles
+    listed = ParquetStore(str(tmp_path)).read("numbers").drop_duplicates("config_id")
+    customers = dict(zip(listed["config_id"], listed["customer_id"], strict=True))
+    names = {c.config_id: c.name for c in expected}
+    for event in events:  # named where known, the id beside; the customer from the listing
+        number = event.resource["prefect.resource.id"].removeprefix("kapso.number.")
+        assert event.payload["number"].endswith(f"({number})")
+        assert event.payload["name"] == names[number]
+        customer = customers[number]
+        assert event.payload["customer_id"] == (None if customer is pd.NA else customer)
+    assert any(event.payload["name"] for event in events)
 
 
 async def test_a_shared_global_limit_is_taken_in_batches(tmp_path: Path, api_key: str) -> None:

@@ -124,7 +124,7 @@ def test_report_writes_a_page_and_three_keyed_artifacts(tmp_path: Path) -> None:
     page = Path(summary["page"])
     assert page == tmp_path / "reports" / "html" / "kapso-health-2026-03-01.html"
     html = page.read_text()
-    assert html.count("class=cell") == 2 * 8 and "<script" not in html
+    assert html.count("class=cell") == 2 * 8 and html.count("<script") == 1  # filter and sort
     assert "own cadence: 1.5 x its median interval" in html  # the default rule, said on the page
     assert summary["max_gap"].startswith("each number's own cadence")
     artifacts = asyncio.run(read_artifacts(state.state_details.flow_run_id))
@@ -143,7 +143,16 @@ def test_report_writes_a_page_and_three_keyed_artifacts(tmp_path: Path) -> None:
         "reports/availability_daily", DAY, DAY, schema=REPORT_SCHEMAS["availability_daily"]
     )
     lowest = availability.sort_values("availability_time").iloc[0]
-    assert worst[0]["number"] == lowest["config_id"]  # one day: the mean is that day
+    assert worst[0]["config_id"] == lowest["config_id"]  # one day: the mean is that day
+    assert worst[0]["number"].endswith(f"({lowest['config_id']})")  # named, the id beside
+    data = artifacts["daily-report-summary"].data
+    assert data.startswith("# Kapso health, daily report\n\n## Needs attention (")
+    count = int(data.split("## Needs attention (", 1)[1].split(")", 1)[0].replace(",", ""))
+    assert f"Needs attention ({count:,})</h2>" in html and count > 0
+    listed = data.split("## Needs attention", 1)[1].split("Observations hold", 1)[0]
+    rows = [line for line in listed.splitlines() if line.startswith("| ") and "---" not in line]
+    assert len(rows) - 1 == min(count, 20)  # the header, then the first 20 at most
+    assert all(" · " in row.split(" | ", 1)[0] for row in rows[1:])  # business name · phone
 
 
 def test_per_customer_rollup_uses_the_numbers_table(tmp_path: Path) -> None:

@@ -1,0 +1,112 @@
+"""The page's opening sections: "Needs attention" (each number in trouble at the end of the
+period, why, since when, and Kapso's and Meta's words for it) and "Changed since the day
+before"."""
+
+from __future__ import annotations
+
+from html import escape
+
+import pandas as pd
+
+from kapso_health.reports.html_table import rows_table
+
+ATTENTION_HEAD = [
+    "number",
+    "trouble",
+    "since",
+    "failing checks (Kapso's error)",
+    "entity errors (Meta's code: possible solution)",
+    "last good observation",
+]
+
+
+def names_of(tables: dict[str, pd.DataFrame]) -> pd.Series:
+    """`config_id` → how a person knows the number (name · phone · customer (id))."""
+    names = tables.get("number_names")
+    if names is None or names.empty:
+        return pd.Series(dtype="string")
+    return names.set_index("config_id")["label"]
+
+
+def number_label(config_id: object, names: pd.Series) -> str:
+    return str(names.get(config_id, config_id))
+
+
+def attention_section(tables: dict[str, pd.DataFrame], project: pd.Series | None) -> str:
+    attention = tables["needs_attention"]
+    title = f"<h2 id=needs-attention>Needs attention ({len(attention):,})</h2>"
+    if attention.empty:
+        return title + "<p class=note>No number is in trouble at the end of the period.</p>"
+    names = names_of(tables)
+    checks = tables["attention_checks"].groupby("config_id")
+    errors = tables["attention_entity_errors"].groupby("config_id")
+    head = ["project", *ATTENTION_HEAD] if project is not None else ATTENTION_HEAD
+    body = []
+    for row in attention.itertuples(index=False):
+        cells = [escape(number_label(row.config_id, names)), escape(row.problems)]
+        cells += [_since(row), _checks(checks, row.config_id), _errors(errors, row.config_id)]
+        cells.append(_last_good(row))
+        if project is not None:
+            cells.insert(0, escape(str(row.project)))
+        body.append(cells)
+    return title + rows_table(head, body, table_id="attention")
+
+
+def changes_section(tables: dict[str, pd.DataFrame], project: pd.Series | None) -> str:
+    changes = tables["changes_since_day_before"]
+    title = "<h2 id=changes>Changed since the day before</h2>"
+    if changes.empty:
+        return title + "<p class=note>No number changed state since the end of the day before.</p>"
+    names = names_of(tables)
+    head = ["project"] * (project is not None) + ["number", "change", "what"]
+    body = [
+        ([escape(str(row.project))] if project is not None else [])
+        + [escape(number_label(row.config_id, names)), escape(row.kind), escape(row.what)]
+        for row in changes.itertuples(index=False)
+    ]
+    return title + rows_table(head, body, table_id="changes")
+
+
+def _when(stamp: object) -> str:
+    return "—" if pd.isna(stamp) else f"{pd.Timestamp(stamp):%Y-%m-%d %H:%M}"
+
+
+def _since(row: object) -> str:
+    hours = row.seconds / 3600
+    prefix = "" if row.since_known else "at least since "
+    return escape(f"{prefix}{_when(row.since)} ({hours:,.1f} h by the end)")
+
+
+def _checks(groups: object, number: str) -> str:
+    if number not in groups.groups:
+        return ""
+    return "<br>".join(
+        f"<b>{escape(str(c.check_name))}</b>: "
+        + escape(str(c.error) if pd.notna(c.error) else "failed")
+        + (f" (Meta code {int(c.meta_error_code)})" if pd.notna(c.meta_error_code) else "")
+        for c in groups.get_group(number).itertuples(index=False)
+    )
+
+
+def _errors(groups: object, number: str) -> str:
+    if number not in groups.groups:
+        return ""
+    lines = []
+    for e in groups.get_group(number).itertuples(index=False):
+        text = f"{e.entity_type} {e.entity_id}: {e.can_send_message}"
+        if pd.notna(e.error_code):
+            detail = e.error_description if pd.notna(e.error_description) else ""
+            text += f", Meta {e.error_code} {detail}".rstrip()
+        line = escape(text)
+        if pd.notna(e.possible_solution):
+            line += f": <i class=solution>{escape(str(e.possible_solution))}</i>"
+        if pd.notna(e.additional_info):
+            line += f" ({escape(str(e.additional_info))})"
+        lines.append(line)
+    return "<br>".join(lines)
+
+
+def _last_good(row: object) -> str:
+    if pd.isna(row.last_good_at):
+        return "none in the days read"
+    return escape(f"{_when(row.last_good_at)} ({row.last_good_status})")

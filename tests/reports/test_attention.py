@@ -1,0 +1,89 @@
+"""What needs attention at the end of the period, what changed since the day before, and the
+names numbers are shown by: hand-computed on `trouble_history()` (see conftest)."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from kapso_health.reports.html import render_report
+from tests.reports.conftest import PAYMENT, TOKEN_ERROR, observation
+
+UTC = "UTC"
+
+
+def at(text: str) -> pd.Timestamp:
+    return pd.Timestamp(text, tz=UTC)
+
+
+def test_numbers_in_trouble_are_listed_worst_then_longest_first(trouble: dict) -> None:
+    attention = trouble["needs_attention"].set_index("config_id")
+    assert list(attention.index) == ["acme", "blocked", "limited"]  # down, down, LIMITED
+    assert attention.loc["blocked", "problems"] == "down, messaging BLOCKED"
+    assert attention.loc["limited", "problems"] == "messaging LIMITED, webhook not verified"
+    assert attention.loc["acme", "since"] == at("2026-03-02 09:00")
+    assert attention.loc["acme", "last_good_at"] == at("2026-03-02 08:00")
+    assert attention.loc["acme", "seconds"] == 15 * 3600  # to the end of 2 March
+    assert attention.loc["limited", "since"] == at("2026-03-01 20:00")
+    assert attention.loc["limited", "last_good_at"] == at("2026-03-01 19:00")
+
+
+def test_failing_checks_and_entity_errors_are_those_of_the_newest_observation(
+    trouble: dict,
+) -> None:
+    checks = trouble["attention_checks"]
+    acme = checks[checks["config_id"] == "acme"]
+    assert list(acme["check_name"]) == ["phone_number_access"]  # not the older failure
+    assert acme["error"].iloc[0] == TOKEN_ERROR and acme["meta_error_code"].iloc[0] == 190
+    errors = trouble["attention_entity_errors"].set_index("config_id")
+    assert set(errors.index) == {"blocked", "limited"}  # the AVAILABLE APP entity is not listed
+    assert errors.loc["blocked", "error_code"] == "141006"
+    assert errors.loc["blocked", "possible_solution"] == PAYMENT
+
+
+def test_changes_since_the_day_before(trouble: dict) -> None:
+    changes = trouble["changes_since_day_before"]
+    assert list(zip(changes["config_id"], changes["kind"], strict=True)) == [
+        ("acme", "new incident"),
+        ("blocked", "new incident"),
+        ("mended", "recovery"),
+    ]
+    assert changes["what"].iloc[1] == "status healthy → unhealthy; messaging AVAILABLE → BLOCKED"
+
+
+def test_names_come_from_observations_then_listings_with_the_id_beside(trouble: dict) -> None:
+    names = trouble["number_names"].set_index("config_id")["label"]
+    assert names["acme"] == "Acme Corp · +1 555-123-4567 · customer cus-42 (acme)"
+    assert names["blocked"] == "Blocked Ltd · +44 20 7946 0000 (blocked)"  # listing only
+    assert names["good"] == "good"  # nothing known: the id alone
+
+
+def test_the_page_opens_with_needs_attention_then_changes_then_the_analysis(
+    trouble: dict,
+) -> None:
+    page = render_report("Report", trouble)
+    order = [page.index(f"<h2 id={name}") for name in ("needs-attention", "changes", "analysis")]
+    assert order == sorted(order) and page.index("<h2") == order[0]
+    attention = page[order[0] : order[1]]
+    assert "Acme Corp · +1 555-123-4567 · customer cus-42 (acme)" in attention
+    assert "Invalid OAuth access token" in attention and "Meta code 190" in attention
+    assert PAYMENT in attention and "141006" in attention
+    assert attention.index("(acme)") < attention.index("(blocked)") < attention.index("limited")
+    assert "Acme Corp" in page[order[2] :]  # the analysis names numbers too
+
+
+def test_a_number_never_good_in_the_days_read_is_in_trouble_at_least_since_its_first(
+    build,
+) -> None:
+    polls = [
+        observation("down", "2026-03-01 06:00", "unhealthy"),
+        observation("down", "2026-03-02 06:00", "unhealthy"),
+    ]
+    tables = build(polls, [pd.Timestamp("2026-03-02", tz=UTC)])
+    row = tables["needs_attention"].iloc[0]
+    assert (row["config_id"], row["since"], row["since_known"]) == (
+        "down",
+        at("2026-03-01 06:00"),
+        False,
+    )
+    assert pd.isna(row["last_good_at"])
+    assert "at least since 2026-03-01 06:00" in render_report("Report", tables)
