@@ -25,6 +25,7 @@ from kapso_health.tasks.poll import PollResult
 from kapso_health.tasks.schemas import to_pandas
 from kapso_health.tasks.settings import ConnectionSettings
 from kapso_health.tasks.vocabulary import (
+    AVAILABLE,
     DEGRADED_STATUS,
     ERROR,
     HEALTHY,
@@ -33,7 +34,7 @@ from kapso_health.tasks.vocabulary import (
     rank,
 )
 
-FAIL_LEVELS = {"unhealthy": UNHEALTHY, "degraded": DEGRADED_STATUS}  # `--fail-on`, or "never"
+FAIL_LEVELS = {UNHEALTHY: UNHEALTHY, DEGRADED_STATUS: DEGRADED_STATUS}  # `--fail-on`, or "never"
 
 
 @dataclass(frozen=True)
@@ -105,7 +106,7 @@ def _by_number(
             if keep(row):
                 found.setdefault(row["config_id"], []).append({f: row[f] for f in fields})
             continue
-        if not row["errors"] and row["can_send_message"] in (None, "AVAILABLE"):
+        if not row["errors"] and row["can_send_message"] in (None, AVAILABLE):
             continue
         for error in row["errors"] or [{}]:
             found.setdefault(row["config_id"], []).append(
@@ -128,7 +129,9 @@ def fails(records: list[dict[str, Any]], level: str) -> bool:
     if level not in FAIL_LEVELS:
         return False
     bar = rank("status", FAIL_LEVELS[level])
-    return any((rank("status", r["status"]) or -1) >= bar for r in records if r["outcome"] == "ok")
+    return any(
+        (rank("status", r["status"]) or -1) >= bar for r in records if r["outcome"] == Outcome.OK
+    )
 
 
 def audit_table(records: list[dict[str, Any]], width: int | None = None) -> Table:

@@ -36,6 +36,7 @@ from kapso_health.tasks.settings import (
     MissingApiKeyError,
     env_setting,
 )
+from kapso_health.tasks.vocabulary import DEGRADED_STATUS, UNHEALTHY
 
 # Without internet Prefect's telemetry attempt logs an ERROR; users read ERROR as failure.
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
@@ -116,7 +117,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     audit.add_argument(
         "--fail-on",
-        choices=("unhealthy", "degraded", "never"),
+        choices=(UNHEALTHY, DEGRADED_STATUS, "never"),
         default="never",
         help=f"exit {EXIT_UNHEALTHY} when any number's status is this or worse "
         "(default: %(default)s)",

@@ -19,23 +19,25 @@ from kapso_health.tasks.schemas import DEFAULT_PROJECT
 from kapso_health.tasks.vocabulary import (
     ASPECTS,
     BLOCKED,
+    LIMITED,
+    STATE_COLUMNS,
     STATUS_ORDER,
     TROUBLED_PHONE_STATUSES,
     UNHEALTHY,
     WORST_RATING,
+    Outcome,
     worse,
 )
 
 # (how it reads, when it holds), worst first: the index is the severity.
 TROUBLES: tuple[tuple[str, Callable[[pd.DataFrame], pd.Series]], ...] = (
     ("down", lambda f: f["status"].eq(UNHEALTHY)),
-    ("messaging BLOCKED", lambda f: f["can_send_message"].eq(BLOCKED)),
+    (f"messaging {BLOCKED}", lambda f: f["can_send_message"].eq(BLOCKED)),
     ("phone " + "/".join(sorted(TROUBLED_PHONE_STATUSES)), lambda f: _phone_troubled(f)),
     (f"rating {WORST_RATING}", lambda f: f["quality_rating"].eq(WORST_RATING)),
-    ("messaging LIMITED", lambda f: f["can_send_message"].eq("LIMITED")),
+    (f"messaging {LIMITED}", lambda f: f["can_send_message"].eq(LIMITED)),
     ("webhook not verified", lambda f: f["passed_webhook_verified"].eq(False)),
 )
-STATE_COLUMNS = [column for column, _ in ASPECTS.values()]
 ATTENTION_COLUMNS = [
     "config_id",
     "project",
@@ -66,7 +68,7 @@ def known_observations(polls: pd.DataFrame, end: pd.Timestamp) -> pd.DataFrame:
         if column not in frame:
             frame[column] = pd.NA
     frame["at"] = pd.to_datetime(frame["checked_at"], utc=True)
-    ok = frame["outcome"].astype("string").eq("ok") & frame["status"].isin(STATUS_ORDER)
+    ok = frame["outcome"].astype("string").eq(Outcome.OK.value) & frame["status"].isin(STATUS_ORDER)
     frame = frame[ok.fillna(False) & (frame["at"] < end)]
     frame = frame.sort_values(["config_id", "at", "polled_at"], kind="stable")
     frame = frame.drop_duplicates(["config_id", "at"], keep="last").copy()

@@ -10,6 +10,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from kapso_health.tasks.schemas import to_pandas
+from kapso_health.tasks.vocabulary import AVAILABLE
 
 KEYS = ["config_id", "polled_at"]
 CHECK_COLUMNS = [*KEYS, "check_name", "passed", "error", "meta_error_code"]
@@ -50,7 +51,7 @@ def entity_errors(entities: pa.Table, keys: pd.DataFrame) -> pd.DataFrame:
     possible_solution, additional_info (text)."""
     trouble = pc.or_kleene(
         pc.greater(pc.list_value_length(entities["errors"]), 0),
-        pc.not_equal(entities["can_send_message"], "AVAILABLE"),
+        pc.not_equal(entities["can_send_message"], AVAILABLE),
     )
     found = _newest(entities.filter(pc.fill_null(trouble, False)), keys).to_pylist()
     rows = []

@@ -25,7 +25,7 @@ WORST_RATING = RATING_ORDER[-1]
 # `can_send_message` of messaging_health and of each entity (Meta's rule: any BLOCKED →
 # BLOCKED, else any LIMITED → LIMITED, else AVAILABLE).
 MESSAGING = ("AVAILABLE", "LIMITED", "BLOCKED")  # best first
-BLOCKED = "BLOCKED"
+AVAILABLE, LIMITED, BLOCKED = MESSAGING
 TROUBLED_MESSAGING = ("LIMITED", "BLOCKED")
 
 # Phone statuses in which the number cannot work normally; any other status is fine.
