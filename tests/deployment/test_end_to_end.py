@@ -296,7 +296,6 @@ def test_two_workers_in_their_own_directories_share_one_history_in_s3(
                 }
                 worker_env |= s3_server.environment() | {
                     "PREFECT_HOME": str(home / ".prefect"),
-                    "PWD": str(home),
                     "KAPSO_HEALTH_PROJECT_DIR": str(home),
                     "PREFECT_WORKER_QUERY_SECONDS": "1",
                 }
