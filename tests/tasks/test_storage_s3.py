@@ -121,6 +121,7 @@ def test_compaction_on_s3_writes_the_merged_file_once(s3_root: str, fill) -> Non
     with count_s3_calls(store.fs) as calls:
         assert compact(store, "polls", DAY) == 8
     assert calls["put_object"] == 2  # the merged file and the compaction's marker
+    assert calls["delete_objects"] == 2  # the 8 merged files in one request, the marker
     assert calls["get_object"] == 8 + 1  # each merged file once; the new file's footer
     assert calls["head_object"] == 2  # pyarrow reading that footer; none per merged file
     assert not (set(calls) & WRITES) - {"put_object"}
@@ -137,11 +138,13 @@ def test_the_next_writer_finishes_a_compaction_that_died_after_publishing(
     before = rows(store)
     real_rm, removed = store.fs.rm, []
 
-    def crashing_rm(path: str, *args: object, **kwargs: object) -> None:
-        if len(removed) == deleted_before_crash:
-            raise KeyboardInterrupt("killed")
-        removed.append(path)
-        real_rm(path, *args, **kwargs)
+    def crashing_rm(path: str | list[str], *args: object, **kwargs: object) -> None:
+        """Dies after `deleted_before_crash` files, deleted one by one or in one request."""
+        for one in [path] if isinstance(path, str) else path:
+            if len(removed) == deleted_before_crash:
+                raise KeyboardInterrupt("killed")
+            removed.append(one)
+            real_rm(one, *args, **kwargs)
 
     monkeypatch.setattr(store.fs, "rm", crashing_rm)
     with pytest.raises(KeyboardInterrupt):
