@@ -10,7 +10,6 @@ globs over the files see each row once again within one collection interval.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import time
 from datetime import date
@@ -61,9 +60,7 @@ def clear_partition(store: ParquetStore, directory: str, now: float | None = Non
         if entry.name in state.replaced
         or (entry.temporary and _older(entry.modified, now, ABANDONED_SECONDS))
     ]
-    for path in doomed:
-        with contextlib.suppress(FileNotFoundError):
-            store.fs.rm(path)
+    store.delete(doomed)
     return len(doomed)
 
 

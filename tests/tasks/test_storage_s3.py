@@ -9,15 +9,18 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import duckdb
+import pyarrow as pa
 import pytest
 
 from kapso_health import History
+from kapso_health.tasks import storage
 from kapso_health.tasks.compaction import (
     ABANDONED_SECONDS,
     clear_partition,
     compact,
     finish_compactions,
 )
+from kapso_health.tasks.schemas import POLLS
 from kapso_health.tasks.storage import ParquetStore, file_name, write_text
 from tests.s3 import count_s3_calls
 
@@ -118,6 +121,9 @@ def test_compaction_on_s3_writes_the_merged_file_once(s3_root: str, fill) -> Non
     with count_s3_calls(store.fs) as calls:
         assert compact(store, "polls", DAY) == 8
     assert calls["put_object"] == 2  # the merged file and the compaction's marker
+    assert calls["delete_objects"] == 2  # the 8 merged files in one request, the marker
+    assert calls["get_object"] == 8 + 1  # each merged file once; the new file's footer
+    assert calls["head_object"] == 2  # pyarrow reading that footer; none per merged file
     assert not (set(calls) & WRITES) - {"put_object"}
     assert rows(store) == before == glob_rows(store)
     assert store.fs.find(f"{s3_root}/_compacting") == []
@@ -132,11 +138,13 @@ def test_the_next_writer_finishes_a_compaction_that_died_after_publishing(
     before = rows(store)
     real_rm, removed = store.fs.rm, []
 
-    def crashing_rm(path: str, *args: object, **kwargs: object) -> None:
-        if len(removed) == deleted_before_crash:
-            raise KeyboardInterrupt("killed")
-        removed.append(path)
-        real_rm(path, *args, **kwargs)
+    def crashing_rm(path: str | list[str], *args: object, **kwargs: object) -> None:
+        """Dies after `deleted_before_crash` files, deleted one by one or in one request."""
+        for one in [path] if isinstance(path, str) else path:
+            if len(removed) == deleted_before_crash:
+                raise KeyboardInterrupt("killed")
+            removed.append(one)
+            real_rm(one, *args, **kwargs)
 
     monkeypatch.setattr(store.fs, "rm", crashing_rm)
     with pytest.raises(KeyboardInterrupt):
@@ -151,3 +159,71 @@ def test_the_next_writer_finishes_a_compaction_that_died_after_publishing(
     marker = later.compaction_markers()[0]
     finish_compactions(later, now=(marker.modified or 0) + ABANDONED_SECONDS + 1)
     assert later.compaction_markers() == []
+
+
+@pytest.mark.parametrize(
+    ("table", "schema", "columns", "dictionary"),
+    [
+        ("polls", POLLS, None, False),
+        ("polls", POLLS, ["run_id", "project", "throughput_tier"], True),
+        ("report", None, None, False),  # a report table: the first file's schema
+    ],
+)
+def test_reads_off_disk_fetch_concurrently_and_match_the_dataset_reader(
+    s3_root: str,
+    tmp_path: Path,
+    fill,
+    polls_for,
+    monkeypatch: pytest.MonkeyPatch,
+    table: str,
+    schema: pa.Schema | None,
+    columns: list[str] | None,
+    dictionary: bool,
+) -> None:
+    """Files older and newer than the schema (columns missing, one extra), several fetch
+    batches: the rows, order, types and metadata a local disk's dataset reader gives."""
+    store = ParquetStore(s3_root)
+    directory = store.partition(table, DAY)
+    if table == "polls":
+        fill(store, 4)
+        old = polls_for([START], "run-old").drop_columns(["project", "throughput_tier"])
+        extra = polls_for([START], "run-extra").append_column("later", pa.array(["x"]))
+        for name, data in {"run-old-c0": old, "run-extra-c0": extra}.items():
+            store.write_file(directory, f"{name}.parquet", data)
+    else:
+        first = pa.table({"a": [1, 2], "b": ["x", "y"]}, metadata={b"kind": b"report"})
+        store.write_file(directory, "run-1-c0.parquet", first)
+        store.write_file(directory, "run-2-c0.parquet", pa.table({"a": [3]}))
+        store.write_file(directory, "run-3-c0.parquet", pa.table({"b": ["z"], "c": [1.5]}))
+    store.fs.get(store.root, str(tmp_path / "copy"), recursive=True)
+    local = ParquetStore(str(tmp_path / "copy"))
+    files, copies = store.files(table), local.files(table)
+    assert [file_name(p) for p in files] == [file_name(p) for p in copies]
+    expected = local.read_files(copies, schema, columns, dictionary)
+    monkeypatch.setattr(storage, "FETCH_BATCH", 2)
+    with count_s3_calls(store.fs) as calls:
+        got = store.read_files(files, schema, columns, dictionary)
+    assert got.equals(expected, check_metadata=True)
+    assert got.schema.metadata == expected.schema.metadata
+    assert dict(calls) == {"get_object": len(files)}  # one GET per file, no HEAD
+
+
+def test_a_file_a_compaction_removed_mid_read_makes_the_read_start_again(
+    root: str, fill, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = ParquetStore(root)
+    fill(store, 4)
+    before = rows(store)
+    stale = store.files("polls", DAY, DAY)
+    real_files, listings = store.files, []
+
+    def files_then_compact(*args: object) -> list[str]:
+        listings.append(args)
+        if len(listings) == 1:
+            compact(store, "polls", DAY)  # removes every file of the listing below
+            return stale
+        return real_files(*args)
+
+    monkeypatch.setattr(store, "files", files_then_compact)
+    assert rows(store) == before
+    assert len(listings) == 2
