@@ -25,10 +25,15 @@ FIGURES: dict[str, dict[str, Any]] = {}
 @pytest.fixture
 def figures(request: pytest.FixtureRequest) -> Callable[..., None]:
     """`figures(claim, **numbers)`: what this test proved, with its numbers. The cases of a
-    parametrised test share one entry (their test's name), each adding its numbers in turn."""
+    parametrised test share one entry (their test's name), each adding its numbers in turn;
+    a number given as `{case: value}` gathers every case's value on one line."""
 
     def record(claim: str, **numbers: Any) -> None:
-        FIGURES.setdefault(request.node.originalname, {"claim": claim}).update(numbers)
+        entry = FIGURES.setdefault(request.node.originalname, {"claim": claim})
+        for key, value in numbers.items():
+            known = entry.get(key)
+            both = isinstance(value, dict) and isinstance(known, dict)
+            entry[key] = {**known, **value} if both else value
 
     return record
 

@@ -6,7 +6,9 @@ figures page. Run times are reported there, never asserted: "at once" is counted
 
 from __future__ import annotations
 
+import re
 import socket
+import textwrap
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -25,6 +27,10 @@ CLAIM = "Bad configuration and use: clear errors, or empty and correct results"
 KEY = "sk-badconfig-51ae"  # refused by the simulators below, and never printed
 RIGHT_KEY = "the-right-key"
 NUMBERS = 100
+# Prefect's log prefix: `12:00:00.000 | WARNING | Flow run 'name' - ` (the level is kept)
+PREFECT_LOG = re.compile(
+    r"^\d\d:\d\d:\d\d\.\d+ \| (\w+) *\| (?:(?:Flow|Task) run '[^']*'|[\w.]+) - "
+)
 
 
 @dataclass
@@ -40,7 +46,7 @@ class Ran:
     @property
     def message(self) -> str:
         lines = self.stderr.strip().splitlines() or self.stdout.strip().splitlines() or [""]
-        return lines[-1]
+        return PREFECT_LOG.sub(r"\1: ", lines[-1])  # no clock time or random flow-run name
 
 
 @dataclass
@@ -174,6 +180,6 @@ def test_bad_configuration_gives_clear_errors_or_empty_results(
 ) -> None:
     ran, note = CASES[label](Bench(tmp_path, run_cli))
     assert KEY not in ran.stdout + ran.stderr
-    shown = ran.message.replace(str(tmp_path), "<tmp>")[:160]
+    shown = textwrap.shorten(ran.message.replace(str(tmp_path), "<tmp>"), 240, placeholder=" ...")
     row = f"exit {ran.returncode} in {ran.seconds:.1f} s: `{shown}`{note}"
     figures(CLAIM, **{label: row})
