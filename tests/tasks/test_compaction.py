@@ -116,28 +116,6 @@ def test_a_generation_already_published_by_another_compaction_is_not_overwritten
     assert store.write_file(directory, "compacted-000001.parquet", table, exclusive=True) is None
 
 
-def test_a_reader_whose_listing_went_stale_reads_again(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fill_day
-) -> None:
-    store = ParquetStore(str(tmp_path))
-    fill_day(store, 4)
-    before = rows(store)
-    stale = store.files("polls", DAY, DAY)
-    real_files = store.files
-    listings = []
-
-    def files_then_compact(*args: object) -> list[str]:
-        listings.append(args)
-        if len(listings) == 1:
-            compact(store, "polls", DAY)  # removes every file of the listing below
-            return stale
-        return real_files(*args)
-
-    monkeypatch.setattr(store, "files", files_then_compact)
-    assert rows(store) == before
-    assert len(listings) == 2
-
-
 def test_compacted_day_reads_like_the_appended_one_column_for_column(
     tmp_path: Path, fill_day
 ) -> None:
