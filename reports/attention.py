@@ -1,5 +1,4 @@
-"""What needs attention at the end of the period, and what changed since the day before (pure
-pandas, one polls batch at a time: one row per number out).
+"""What needs attention at the end of the period, and what changed since the day before.
 
 An observation is *known* when its status is ranked (healthy, degraded, unhealthy; `error`
 bodies and failed polls say nothing about the number). A known observation is *in trouble*
@@ -7,37 +6,53 @@ when any of TROUBLES holds; otherwise it is *good*. A number needs attention whe
 known observation before the end is in trouble: since its first troubled observation after its
 last good one (or since its first one read, when no good one was read), ordered by its worst
 trouble, then by how long.
+
+The engine finds them (`sql/known_observations.sql`, `needs_attention.sql`, `state_moves.sql`,
+with TROUBLES below as SQL); this module orders them and says what changed, in words.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import pandas as pd
 
-from kapso_health.tasks.schemas import DEFAULT_PROJECT
+from kapso_health.reports.engine import sql_literal as _sql
 from kapso_health.tasks.vocabulary import (
     ASPECTS,
     BLOCKED,
     LIMITED,
     STATE_COLUMNS,
-    STATUS_ORDER,
     TROUBLED_PHONE_STATUSES,
     UNHEALTHY,
     WORST_RATING,
-    Outcome,
     worse,
 )
 
-# (how it reads, when it holds), worst first: the index is the severity.
-TROUBLES: tuple[tuple[str, Callable[[pd.DataFrame], pd.Series]], ...] = (
-    ("down", lambda f: f["status"].eq(UNHEALTHY)),
-    (f"messaging {BLOCKED}", lambda f: f["can_send_message"].eq(BLOCKED)),
-    ("phone " + "/".join(sorted(TROUBLED_PHONE_STATUSES)), lambda f: _phone_troubled(f)),
-    (f"rating {WORST_RATING}", lambda f: f["quality_rating"].eq(WORST_RATING)),
-    (f"messaging {LIMITED}", lambda f: f["can_send_message"].eq(LIMITED)),
-    ("webhook not verified", lambda f: f["passed_webhook_verified"].eq(False)),
+# (how it reads, when it holds as SQL over a `polls` row), worst first: the index is the severity.
+TROUBLES: tuple[tuple[str, str], ...] = (
+    ("down", f"status = {_sql(UNHEALTHY)}"),
+    (f"messaging {BLOCKED}", f"can_send_message = {_sql(BLOCKED)}"),
+    (
+        "phone " + "/".join(sorted(TROUBLED_PHONE_STATUSES)),
+        f"upper(phone_status) IN ({', '.join(map(_sql, sorted(TROUBLED_PHONE_STATUSES)))})",
+    ),
+    (f"rating {WORST_RATING}", f"quality_rating = {_sql(WORST_RATING)}"),
+    (f"messaging {LIMITED}", f"can_send_message = {_sql(LIMITED)}"),
+    ("webhook not verified", "passed_webhook_verified = false"),
 )
+
+
+def severity_sql() -> str:
+    """SQL: the index of an observation's worst trouble; null when it has none."""
+    cases = " ".join(f"WHEN {test} THEN {index}" for index, (_, test) in enumerate(TROUBLES))
+    return f"CASE {cases} END"
+
+
+def problems_sql() -> str:
+    """SQL: every trouble of an observation, worst first, comma-separated ('' when none)."""
+    each = ", ".join(f"CASE WHEN {test} THEN {_sql(name)} END" for name, test in TROUBLES)
+    return f"concat_ws(', ', {each})"
+
+
 ATTENTION_COLUMNS = [
     "config_id",
     "project",
@@ -56,92 +71,37 @@ CHANGE_KINDS = ("new incident", "downgrade", "recovery", "upgrade")  # the order
 CHANGE_COLUMNS = ["config_id", "project", "kind", "what"]
 
 
-def _phone_troubled(frame: pd.DataFrame) -> pd.Series:
-    return frame["phone_status"].str.upper().isin(TROUBLED_PHONE_STATUSES)
-
-
-def known_observations(polls: pd.DataFrame, end: pd.Timestamp) -> pd.DataFrame:
-    """The known observations before `end`, in time order per number, with `severity` (the
-    worst trouble's index; NA when good) and `problems` (every trouble, worst first)."""
-    frame = polls.copy()
-    for column in [*STATE_COLUMNS, "project", "checked_at"]:
-        if column not in frame:
-            frame[column] = pd.NA
-    frame["at"] = pd.to_datetime(frame["checked_at"], utc=True)
-    ok = frame["outcome"].astype("string").eq(Outcome.OK.value) & frame["status"].isin(STATUS_ORDER)
-    frame = frame[ok.fillna(False) & (frame["at"] < end)]
-    frame = frame.sort_values(["config_id", "at", "polled_at"], kind="stable")
-    frame = frame.drop_duplicates(["config_id", "at"], keep="last").copy()
-    frame["project"] = frame["project"].astype("string").fillna(DEFAULT_PROJECT)
-    for column in STATE_COLUMNS:
-        frame[column] = frame[column].astype("boolean" if column.startswith("passed") else "string")
-    held = pd.DataFrame(
-        {name: test(frame).fillna(False).astype(bool) for name, test in TROUBLES},
-        index=frame.index,
-    )
-    frame["severity"] = pd.Series(held.to_numpy().argmax(axis=1), index=frame.index).where(
-        held.any(axis=1)
-    )
-    names = held.columns.to_numpy()
-    frame["problems"] = [", ".join(names[row]) for row in held.to_numpy()]
-    return frame.reset_index(drop=True)
-
-
-def needs_attention(polls: pd.DataFrame, end: pd.Timestamp) -> pd.DataFrame:
-    """One row per number in trouble at `end` (ATTENTION_COLUMNS), worst and longest first."""
-    obs = known_observations(polls, end)
-    if obs.empty:
+def worst_first(attention: pd.DataFrame) -> pd.DataFrame:
+    """The numbers needing attention (`sql/needs_attention.sql`, any batches of them) in the
+    order listed: worst trouble first, then longest, then by id."""
+    if attention.empty:
         return pd.DataFrame(columns=ATTENTION_COLUMNS)
-    good = obs["severity"].isna()
-    last_good = obs[good].groupby("config_id")[["at", "status"]].last()
-    newest = obs.groupby("config_id").tail(1).set_index("config_id")
-    troubled = newest[newest["severity"].notna()].copy()
-    good_at = last_good["at"].reindex(troubled.index)
-    after_good = obs[~good & obs["config_id"].isin(troubled.index)]
-    # reindex keeps the datetime dtype where map would give floats for a number never good
-    good_before = good_at.reindex(after_good["config_id"]).set_axis(after_good.index)
-    after_good = after_good[good_before.isna() | (after_good["at"] > good_before)]
-    since = after_good.groupby("config_id")["at"].min().reindex(troubled.index)
-    troubled = troubled.assign(
-        since=since,
-        since_known=good_at.notna(),
-        seconds=(end - since).dt.total_seconds(),
-        checked_at=troubled["at"],
-        last_good_at=good_at,
-        last_good_status=last_good["status"].reindex(troubled.index),
-    ).reset_index()
-    ordered = troubled.sort_values(["severity", "seconds", "config_id"], ascending=[1, 0, 1])
+    ordered = attention.sort_values(["severity", "seconds", "config_id"], ascending=[1, 0, 1])
     return ordered[ATTENTION_COLUMNS].reset_index(drop=True)
 
 
-def changes_since(polls: pd.DataFrame, before: pd.Timestamp, end: pd.Timestamp) -> pd.DataFrame:
-    """Per number whose state moved between its newest known observation before `before` and
-    its newest before `end`: a new incident (good → in trouble), a recovery (the way back), else
-    a downgrade or an upgrade of an aspect; `what` says which aspects, how."""
-    obs = known_observations(polls, end)
-    now = obs.groupby("config_id").tail(1).set_index("config_id")
-    then = obs[obs["at"] < before].groupby("config_id").tail(1).set_index("config_id")
-    both = now.index.intersection(then.index)
-    states = [*STATE_COLUMNS, "severity"]
-    old_states = then.loc[both, states].astype("string").fillna("")
-    moved_any = (now.loc[both, states].astype("string").fillna("") != old_states).any(axis=1)
+def changes_since(moves: pd.DataFrame) -> pd.DataFrame:
+    """What changed since the day before, from `sql/state_moves.sql` (per number whose
+    states moved: `old_<column>` and `new_<column>` for each state column and `severity`): a
+    new incident (good → in trouble), a recovery (the way back), else a downgrade or an
+    upgrade of an aspect; `what` says which aspects, how."""
     rows = []
-    for number in both[moved_any.to_numpy()]:
-        old, new = then.loc[number], now.loc[number]
-        moves = [
-            (aspect, worse(aspect, old[column], new[column]), old[column], new[column])
+    for move in moves.to_dict("records"):
+        moved = [
+            (aspect, direction, move[f"old_{column}"], move[f"new_{column}"])
             for aspect, (column, _) in ASPECTS.items()
+            if (direction := worse(aspect, move[f"old_{column}"], move[f"new_{column}"]))
+            is not None
         ]
-        moved = [move for move in moves if move[1] is not None]
-        was, now_troubled = pd.notna(old["severity"]), pd.notna(new["severity"])
+        was, now_troubled = pd.notna(move["old_severity"]), pd.notna(move["new_severity"])
         if was != now_troubled:
             kind = "new incident" if now_troubled else "recovery"
         elif moved:
             kind = "downgrade" if any(direction for _, direction, _, _ in moved) else "upgrade"
         else:
             continue
-        what = "; ".join(f"{aspect} {a} → {b}" for aspect, _, a, b in moved) or new["problems"]
-        rows.append((number, new["project"], kind, what))
+        what = "; ".join(f"{aspect} {a} → {b}" for aspect, _, a, b in moved) or move["problems"]
+        rows.append((move["config_id"], move["project"], kind, what))
     frame = pd.DataFrame(rows, columns=CHANGE_COLUMNS)
     order = frame["kind"].map(CHANGE_KINDS.index)
     return frame.assign(_order=order).sort_values(["_order", "config_id"]).drop(columns="_order")

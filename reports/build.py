@@ -1,21 +1,28 @@
 """The report, composed: every report table for a range of days, from a history reader.
 
-Numbers are computed in batches and checks day by day, so memory stays bounded however long
-the range. The history comes in through `HistoryReader` (the store satisfies it): this
-package reads no files itself and imports neither Prefect nor the storage layer.
+The engine (`engine.py`: DuckDB running the SQL pieces of `sql/`) reads the history's live
+files in place and computes the per-number tables for a batch of whole numbers at a time (one
+batch unless the range holds more than REPORT_ROWS_PER_BATCH polls rows), spilling to disk
+beyond its memory limit, so memory stays bounded however long the range. pandas takes the
+results: the roll-ups, the names, the details of what needs attention. The history comes in
+through `HistoryReader` (the store satisfies it): this package imports neither Prefect nor the
+storage layer.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, date, datetime, timedelta
+from math import ceil
 from typing import Protocol
 
+import duckdb
 import pandas as pd
 import pyarrow as pa
-import pyarrow.compute as pc
 
-from kapso_health.reports.attention import changes_since, needs_attention
+from kapso_health.reports import engine
+from kapso_health.reports.attention import changes_since, worst_first
 from kapso_health.reports.attention_details import (
     CHECK_COLUMNS as ATTENTION_CHECK_COLUMNS,
 )
@@ -26,21 +33,17 @@ from kapso_health.reports.attention_details import (
     entity_errors,
     failing_checks,
 )
-from kapso_health.reports.availability import (
-    check_pass_rates,
-    daily_availability,
-    incident_days,
-    incidents,
-)
-from kapso_health.reports.quality import all_transitions, daily_quality
+from kapso_health.reports.policy import Policy
 from kapso_health.reports.rollup import fleet_rollup, latest_attributes
-from kapso_health.reports.timeline import Policy, intervals, observations
-from kapso_health.tasks.names import number_names, observed_names
-from kapso_health.tasks.schemas import DEFAULT_PROJECT, to_pandas
+from kapso_health.tasks.names import number_names
+from kapso_health.tasks.schemas import to_pandas
+from kapso_health.tasks.settings import REPORT_ROWS_PER_BATCH
 
 
 class HistoryReader(Protocol):
-    """What the report needs of the history: a table's rows for a range of UTC days."""
+    """What the report needs of the history: a table's rows for a range of UTC days. A reader
+    that also lists a table's live files (`files(name, start, end)`, as the store does) is read
+    in place by the engine, through its fsspec filesystem `fs` when it is not `local`."""
 
     def read_arrow(
         self,
@@ -52,21 +55,8 @@ class HistoryReader(Protocol):
     ) -> pa.Table: ...
 
 
-POLL_COLUMNS = [
-    "config_id",
-    "project",
-    "polled_at",
-    "checked_at",
-    "outcome",
-    "status",
-    "quality_rating",
-    "can_send_message",
-    "phone_status",
-    "passed_webhook_verified",  # the rest for what needs attention, and names
-    "verified_name",
-    "display_phone_number",
-]
 CHECK_COLUMNS = ["config_id", "polled_at", "checked_at", "check_name", "passed"]
+READ_ATTEMPTS = 3  # a compaction may replace a file between its listing and its reading
 
 
 def report_days(day: date | None, to: date | None) -> list[date]:
@@ -78,52 +68,94 @@ def report_days(day: date | None, to: date | None) -> list[date]:
     return [first + timedelta(days=n) for n in range((last - first).days + 1)]
 
 
-ROWS_PER_BATCH = 1_000_000  # numbers are computed in batches of about this many polls rows
+def build_reports(
+    history: HistoryReader, days: list[date], policy: Policy
+) -> dict[str, pd.DataFrame]:
+    """Every report table for `days`. A file replaced by a compaction while the report reads
+    makes it start again from a fresh listing (each row is read once, never twice)."""
+    for attempt in range(READ_ATTEMPTS):
+        try:
+            return _build(history, days, policy)
+        except duckdb.IOException:
+            if attempt == READ_ATTEMPTS - 1:
+                raise
+    raise AssertionError("unreachable")
 
 
-def number_tables(polls: pd.DataFrame, days: list[date], policy: Policy) -> dict[str, pd.DataFrame]:
-    """The per-number tables for `days`, from those numbers' polls of the days and one day
-    either side: availability, quality (both with the number's `project`), incidents,
-    transitions."""
-    stamps = [pd.Timestamp(d, tz="UTC") for d in days]
-    obs = observations(polls, policy)
-    # Incidents and transitions look across the margin; holding time only matters in range.
-    reach = obs["max_gap"]  # each observation's own: only then can it hold into the range
-    near = (obs["at"] >= stamps[0] - reach) & (
-        obs["at"] <= stamps[-1] + pd.Timedelta(days=1) + reach
-    )
-    pieces = intervals(obs[near], policy)
-    found = incident_days(incidents(obs, policy))
-    changes = all_transitions(obs)
-    project = projects(polls)
+def _build(history: HistoryReader, days: list[date], policy: Policy) -> dict[str, pd.DataFrame]:
+    with _engine(history, days, policy) as con:
+        rows = con.execute("SELECT count(*) FROM all_polls").fetchone()[0]
+    batches = max(1, ceil(rows / REPORT_ROWS_PER_BATCH))
+    parts = []
+    for batch in range(batches):
+        with _engine(history, days, policy) as con:
+            only = "" if batches == 1 else f" WHERE hash(config_id) % {batches} = {batch}"
+            con.execute(f"CREATE TEMP VIEW polls AS SELECT * FROM all_polls{only}")
+            parts.append(number_tables(con))
     tables = {
-        "availability_daily": _with_project(
-            daily_availability(obs, pieces, stamps, policy, found), project
-        ),
-        "quality_daily": _with_project(daily_quality(obs, pieces, stamps, changes), project),
-        "incidents": found,
-        "quality_transitions": changes,
+        name: pd.concat([part[name] for part in parts], ignore_index=True) for name in parts[0]
     }
+    with _engine(history, days, policy, checks=True) as con:
+        tables["check_pass_rates"] = engine.fetch(
+            con, "check_pass_rates", order="config_id, day_us, check_name"
+        )
+    tables["needs_attention"] = worst_first(tables["needs_attention"])
+    tables["changes_since_day_before"] = changes_since(tables.pop("state_moves"))
+    numbers = to_pandas(history.read_arrow("numbers", None, days[-1]))
+    tables.update(fleet_tables(tables["availability_daily"], tables["quality_daily"], numbers))
+    tables.update(attention_details(history, tables["needs_attention"]))
+    ids = pd.concat([tables[name]["config_id"] for name in NAMED], ignore_index=True)
+    observed = tables.pop("observed_names").set_index("config_id")
+    tables["number_names"] = number_names(ids.astype("string"), observed, numbers)
+    return tables
+
+
+@contextmanager
+def _engine(
+    history: HistoryReader, days: list[date], policy: Policy, checks: bool = False
+) -> Iterator[duckdb.DuckDBPyConnection]:
+    """A connection with the parameters and the history's polls (`all_polls`: the days and one
+    either side) or checks (the days)."""
+    con = engine.connect()
+    try:
+        engine.set_parameters(con, policy, days)
+        if checks:
+            engine.read_history(con, history, "checks", days[0], days[-1], CHECK_COLUMNS)
+        else:
+            margin = timedelta(days=1)  # observations just before or after the range hold in it
+            first, last = days[0] - margin, days[-1] + margin
+            columns = engine.POLL_COLUMNS
+            engine.read_history(con, history, "polls", first, last, columns, "all_polls")
+        yield con
+    finally:
+        con.close()
+
+
+def number_tables(con: duckdb.DuckDBPyConnection) -> dict[str, pd.DataFrame]:
+    """The per-number tables of the numbers in `polls`: availability and quality (with each
+    number's `project`), incidents and transitions on the report's days, what needs attention,
+    state moves since the day before, and the names the numbers were last observed with."""
+    for shared in ("observations", "pieces", "transitions", "incident_days", "projects"):
+        engine.materialize(con, shared)  # each is read by several tables
+    in_range = "day_us IN (SELECT day_us FROM report_days)"
     return {
-        name: frame[frame["day"].isin(stamps)].reset_index(drop=True)
-        for name, frame in tables.items()
+        "availability_daily": _with_project(con, "availability_daily"),
+        "quality_daily": _with_project(con, "quality_daily"),
+        "incidents": engine.fetch(con, "incident_days", "config_id, start_us, kind", in_range),
+        "quality_transitions": engine.fetch(
+            con, "transitions", "field DESC, config_id, at_us", in_range
+        ),
+        "needs_attention": engine.fetch(con, "needs_attention"),
+        "state_moves": engine.fetch(con, "state_moves"),
+        "observed_names": engine.fetch(con, "observed_names"),
     }
 
 
-def projects(polls: pd.DataFrame) -> pd.Series:
-    """The Kapso project of each number (`config_id` → project): that of its latest poll; rows
-    without one (a history from before the column) are the default project."""
-    if "project" not in polls:
-        polls = polls.assign(project=pd.NA)
-    latest = polls.sort_values("polled_at", kind="stable").drop_duplicates("config_id", keep="last")
-    project = latest["project"].astype("string").fillna(DEFAULT_PROJECT)
-    return pd.Series(project.to_numpy(), index=latest["config_id"].astype("string"), name="project")
-
-
-def _with_project(table: pd.DataFrame, project: pd.Series) -> pd.DataFrame:
-    """`table` with its numbers' `project` beside `config_id` and `day`."""
-    found = table["config_id"].map(project).astype("string").fillna(DEFAULT_PROJECT)
-    table.insert(2, "project", found)
+def _with_project(con: duckdb.DuckDBPyConnection, piece: str) -> pd.DataFrame:
+    """`piece` (rows per number and day) with its numbers' `project` beside `config_id`, `day`."""
+    table = engine.fetch(con, piece, "config_id, day_us")
+    projects = engine.fetch(con, "projects").set_index("config_id")["project"]
+    table.insert(2, "project", table["config_id"].map(projects).astype("string"))
     return table
 
 
@@ -141,52 +173,7 @@ def fleet_tables(
     }
 
 
-def build_reports(
-    history: HistoryReader, days: list[date], policy: Policy
-) -> dict[str, pd.DataFrame]:
-    """Every report table for `days`. Numbers are computed in batches and checks day by day,
-    so memory stays bounded however long the range."""
-    margin = timedelta(days=1)  # observations just before or after the range hold into it
-    polls = history.read_arrow(
-        "polls", days[0] - margin, days[-1] + margin, columns=POLL_COLUMNS, dictionary=True
-    )
-    batches = _number_batches(polls)
-    del polls  # the batches own it now, and let go of it as early as they can
-    end = pd.Timestamp(days[-1], tz="UTC") + pd.Timedelta(days=1)
-    parts = [number_tables(batch, days, policy) | attention_tables(batch, end) for batch in batches]
-    tables = {
-        name: pd.concat([part[name] for part in parts], ignore_index=True) for name in parts[0]
-    }
-    tables["check_pass_rates"] = pd.concat(
-        [
-            check_pass_rates(
-                history.read_arrow("checks", day, day, columns=CHECK_COLUMNS, dictionary=True),
-                [day],
-            )
-            for day in days
-        ],
-        ignore_index=True,
-    )
-    numbers = to_pandas(history.read_arrow("numbers", None, days[-1]))
-    tables.update(fleet_tables(tables["availability_daily"], tables["quality_daily"], numbers))
-    tables.update(attention_details(history, tables["needs_attention"]))
-    ids = pd.concat([tables[name]["config_id"] for name in NAMED], ignore_index=True)
-    observed = tables.pop("observed_names").set_index("config_id")
-    tables["number_names"] = number_names(ids.astype("string"), observed, numbers)
-    return tables
-
-
 NAMED = ("needs_attention", "changes_since_day_before", "availability_daily", "incidents")
-
-
-def attention_tables(polls: pd.DataFrame, end: pd.Timestamp) -> dict[str, pd.DataFrame]:
-    """For a batch of whole numbers: what needs attention at `end`, what changed since the day
-    before, and the names the numbers were last observed with."""
-    return {
-        "needs_attention": needs_attention(polls, end),
-        "changes_since_day_before": changes_since(polls, end - pd.Timedelta(days=1), end),
-        "observed_names": observed_names(polls).reset_index(),
-    }
 
 
 def attention_details(history: HistoryReader, attention: pd.DataFrame) -> dict[str, pd.DataFrame]:
@@ -204,23 +191,3 @@ def attention_details(history: HistoryReader, attention: pd.DataFrame) -> dict[s
         "attention_checks": pd.concat([pd.DataFrame(columns=FAILING_COLUMNS), *checks]),
         "attention_entity_errors": pd.concat([pd.DataFrame(columns=ERROR_COLUMNS), *errors]),
     }
-
-
-def _number_batches(polls: pa.Table) -> Iterator[pd.DataFrame]:
-    """The polls as pandas, a few whole numbers at a time (about ROWS_PER_BATCH rows each)."""
-    if polls.num_rows <= ROWS_PER_BATCH:  # one chunk per column: pandas takes from it fast
-        yield to_pandas(polls.unify_dictionaries().combine_chunks())
-        return
-    polls = polls.unify_dictionaries().combine_chunks()
-    column = polls.column("config_id").chunk(0)
-    ranks = pc.rank(column.dictionary, sort_keys="ascending", tiebreaker="dense")  # 1-based
-    step = max(1, len(column.dictionary) * ROWS_PER_BATCH // polls.num_rows)
-    batch_of_row = pc.take(pc.divide(pc.subtract(ranks, 1), step), column.indices)
-    order = pc.sort_indices(batch_of_row)
-    ordered = polls.take(order)  # still dictionary-encoded: decoded one batch at a time
-    sizes = pc.value_counts(pc.take(batch_of_row, order)).field("counts").to_pylist()
-    del polls, column, batch_of_row, order
-    start = 0
-    for size in sizes:
-        yield to_pandas(ordered.slice(start, size))
-        start += size

@@ -1,0 +1,462 @@
+"""The report's engine: DuckDB runs the SQL pieces of `reports/sql/`, one per step or table.
+
+Each piece is one SELECT over the relations named in `PIECES` (the history's tables, the
+parameters below, or earlier pieces). `define` makes a piece and what it reads into views on a
+connection; a report reads the history's files in place, and `run` runs a piece on pandas
+frames instead (the pure functions of `timeline`, `availability` and `quality` do, so each
+piece is testable on its own). Times inside the engine are microseconds since 1970 (UTC) in
+columns named `*_us`; `from_engine` turns them back into timestamps at the edge.
+
+Parameters, as tables: `report_policy` (one row: `max_gap_us`, null for the cadence rule;
+`cadence_factor`, `low_us`, `high_us`, `degraded_counts_as_up`), `report_days` (`day_us`),
+`report_period` (`end_us`: the end of the last day), `report_states` (`status` → `state`) and
+`value_ranks` (`field`, `value`, `rank`: the vocabulary's ranks of the values present).
+"""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Iterable
+from datetime import date
+from functools import cache
+from importlib.resources import files
+
+import duckdb
+import pandas as pd
+import pyarrow as pa
+
+from kapso_health.reports.policy import DAY, Policy
+from kapso_health.tasks.schemas import DEFAULT_PROJECT, TABLES
+from kapso_health.tasks.settings import REPORT_MEMORY_LIMIT
+from kapso_health.tasks.vocabulary import (
+    AVAILABLE,
+    BLOCKED,
+    DEGRADED,
+    DOWN,
+    KNOWN_STATES,
+    LIMITED,
+    MESSAGING,
+    RATINGS,
+    STATUS_ORDER,
+    UNKNOWN,
+    UP,
+    Outcome,
+    rank,
+)
+
+DAY_US = int(DAY.total_seconds() * 1_000_000)
+TROUBLE_COLUMNS = ("quality_rating", "phone_status")  # the fields `value_ranks` ranks
+
+# piece -> the relations it reads (parameters and history tables are not pieces)
+PIECES: dict[str, tuple[str, ...]] = {
+    "observed": ("polls", "report_states"),
+    "cadence": ("observed", "report_policy"),
+    "observations": ("observed", "cadence", "report_policy"),
+    "pieces": ("observations",),
+    "reported_numbers": ("observations", "pieces", "report_days"),
+    "incidents": ("observations",),
+    "incident_days": ("incidents",),
+    "transitions": ("observations", "value_ranks"),
+    "availability_daily": (
+        "reported_numbers",
+        "observations",
+        "pieces",
+        "incident_days",
+        "report_days",
+        "report_policy",
+    ),
+    "quality_daily": (
+        "reported_numbers",
+        "observations",
+        "pieces",
+        "transitions",
+        "value_ranks",
+        "report_days",
+    ),
+    "check_pass_rates": ("checks", "report_days"),
+    "projects": ("polls",),
+    "known_observations": ("polls", "report_period"),
+    "needs_attention": ("known_observations", "report_period"),
+    "state_moves": ("known_observations", "report_period"),
+    "observed_names": ("polls",),
+}
+
+
+def sql_literal(value: object) -> str:
+    if isinstance(value, tuple | list | frozenset):
+        return "(" + ", ".join(sql_literal(item) for item in value) + ")"
+    if isinstance(value, str):
+        return "'" + value.replace("'", "''") + "'"
+    return str(value)
+
+
+def _each_rating(template: str) -> str:
+    return ",\n        ".join(
+        template.format(value=sql_literal(rating), name=rating.lower()) for rating in RATINGS
+    )
+
+
+def vocabulary() -> dict[str, str]:
+    """The words the SQL uses, as SQL literals, from the one vocabulary."""
+    from kapso_health.reports.attention import problems_sql, severity_sql
+
+    words = {
+        "OK": Outcome.OK.value,
+        "UP": UP,
+        "DEGRADED": DEGRADED,
+        "DOWN": DOWN,
+        "UNKNOWN": UNKNOWN,
+        "AVAILABLE": AVAILABLE,
+        "LIMITED": LIMITED,
+        "BLOCKED": BLOCKED,
+        "KNOWN_STATES": KNOWN_STATES,
+        "MESSAGING": MESSAGING,
+        "STATUS_ORDER": STATUS_ORDER,
+        "DEFAULT_PROJECT": DEFAULT_PROJECT,
+        "DAY": DAY_US,
+    }
+    return {name: sql_literal(value) for name, value in words.items()} | {
+        "SECONDS_BY_RATING": _each_rating(
+            "sum(end_us - start_us) FILTER (WHERE quality_rating = {value}) AS {name}_us"
+        ),
+        "SHARE_OF_EACH_RATING": _each_rating(
+            "coalesce({name}_us, 0) / nullif(rated_us, 0) AS share_{name}"
+        ),
+        "SEVERITY": severity_sql(),
+        "PROBLEMS": problems_sql(),
+    }
+
+
+@cache
+def sql(piece: str) -> str:
+    """The SELECT of `piece`, its vocabulary filled in."""
+    text = files("kapso_health.reports").joinpath("sql", f"{piece}.sql").read_text()
+    return text.format_map(_vocabulary())
+
+
+@cache
+def _vocabulary() -> dict[str, str]:
+    return vocabulary()
+
+
+def connect(memory_limit: str = REPORT_MEMORY_LIMIT) -> duckdb.DuckDBPyConnection:
+    """An in-memory DuckDB that works in UTC and spills to a temporary directory beyond
+    `memory_limit`."""
+    con = duckdb.connect()
+    con.execute("SET TimeZone = 'UTC'")
+    con.execute(f"SET memory_limit = '{memory_limit}'")
+    con.execute(f"SET temp_directory = '{tempfile.gettempdir()}/kapso-health-duckdb'")
+    con.execute("SET preserve_insertion_order = false")
+    return con
+
+
+def set_parameters(
+    con: duckdb.DuckDBPyConnection, policy: Policy, days: Iterable[date | pd.Timestamp]
+) -> None:
+    """The policy, the days and the period as the parameter tables."""
+    low, high = (_micros(bound) for bound in policy.cadence_range)
+    fixed = None if policy.max_gap is None else _micros(policy.max_gap)
+    con.register(
+        "report_policy",
+        pa.table(
+            {
+                "max_gap_us": pa.array([fixed], pa.int64()),
+                "cadence_factor": [float(policy.cadence_factor)],
+                "low_us": [low],
+                "high_us": [high],
+                "degraded_counts_as_up": [policy.degraded_counts_as_up],
+            }
+        ),
+    )
+    stamps = sorted({_midnight_us(day) for day in days})
+    con.register("report_days", pa.table({"day_us": pa.array(stamps, pa.int64())}))
+    end = (stamps[-1] + DAY_US) if stamps else 0
+    con.register("report_period", pa.table({"end_us": pa.array([end], pa.int64())}))
+    states = list(policy.states.items())
+    con.register(
+        "report_states",
+        pa.table(
+            {
+                "status": pa.array([s for s, _ in states], pa.string()),
+                "state": pa.array([t for _, t in states], pa.string()),
+            }
+        ),
+    )
+
+
+def rank_values(con: duckdb.DuckDBPyConnection) -> None:
+    """`value_ranks` for the ratings and phone statuses in `observations`, from the
+    vocabulary's `rank` (open sets: only the values present are ranked)."""
+    present = con.execute(
+        " UNION ".join(
+            f"SELECT DISTINCT '{column}', {column} FROM observations WHERE {column} IS NOT NULL"
+            for column in TROUBLE_COLUMNS
+        )
+    ).fetchall()
+    ranked = [(field, value, rank(field, value)) for field, value in present]
+    ranked = [row for row in ranked if row[2] is not None]
+    con.register(
+        "value_ranks",
+        pa.table(
+            {
+                "field": pa.array([row[0] for row in ranked], pa.string()),
+                "value": pa.array([row[1] for row in ranked], pa.string()),
+                "rank": pa.array([row[2] for row in ranked], pa.int64()),
+            }
+        ),
+    )
+
+
+def define(con: duckdb.DuckDBPyConnection, piece: str) -> None:
+    """`piece`, and the pieces it reads that the connection lacks, as views."""
+    known = _relations(con)
+    for name in _needed(piece, known):
+        if name == "value_ranks":
+            rank_values(con)
+        elif name in PIECES:
+            con.execute(f"CREATE OR REPLACE TEMP VIEW {name} AS {sql(name)}")
+
+
+def materialize(con: duckdb.DuckDBPyConnection, piece: str) -> None:
+    """`piece` computed once, into a temporary table of its name (for a piece that several
+    others read; views read it by name)."""
+    for upstream in PIECES[piece]:
+        define(con, upstream)
+    con.execute(f"CREATE TEMP TABLE {piece} AS {sql(piece)}")
+    if piece == "observations":
+        rank_values(con)
+
+
+def read_history(
+    con: duckdb.DuckDBPyConnection,
+    history: object,
+    table: str,
+    start: date,
+    end: date,
+    columns: list[str],
+    name: str | None = None,
+) -> None:
+    """The view `name` (default `table`): `columns` of the history's `table` for the UTC days
+    [start, end]. The live files the history lists are read in place (never a glob: a file a
+    compaction has replaced is not listed); a column no file has reads as null. A history that
+    lists no files (an in-memory one) gives its Arrow table."""
+    name = name or table
+    schema = pa.schema([TABLES[table].field(column) for column in columns])
+    lister = getattr(history, "files", None)
+    if lister is None:
+        con.register(name, history.read_arrow(table, start, end, columns))
+        return
+    paths = lister(table, start, end)
+    if not paths:
+        con.register(name, schema.empty_table())
+        return
+    if not getattr(history, "local", True):
+        con.register_filesystem(history.fs)
+    source = (
+        f"read_parquet([{', '.join(map(sql_literal, paths))}], union_by_name = true, "
+        "hive_partitioning = false)"
+    )
+    present = {row[0] for row in con.execute(f"DESCRIBE SELECT * FROM {source}").fetchall()}
+    chosen = ", ".join(
+        column
+        if column in present
+        else f"CAST(NULL AS {_SQL_TYPES[schema.field(column).type]}) AS {column}"
+        for column in columns
+    )
+    con.execute(f"CREATE TEMP VIEW {name} AS SELECT {chosen} FROM {source}")
+
+
+_SQL_TYPES = {
+    pa.string(): "VARCHAR",
+    pa.bool_(): "BOOLEAN",
+    pa.timestamp("us", tz="UTC"): "TIMESTAMPTZ",
+    pa.int16(): "SMALLINT",
+    pa.int64(): "BIGINT",
+    pa.float64(): "DOUBLE",
+}
+
+
+def _relations(con: duckdb.DuckDBPyConnection) -> set[str]:
+    rows = con.execute("SELECT table_name FROM information_schema.tables").fetchall()
+    return {row[0] for row in rows}
+
+
+def _needed(piece: str, known: set[str]) -> list[str]:
+    """The pieces to define for `piece`, in dependency order (those in `known` skipped)."""
+    order: list[str] = []
+
+    def visit(name: str) -> None:
+        if name in known or name in order:
+            return
+        for upstream in PIECES.get(name, ()):
+            visit(upstream)
+        order.append(name)
+
+    visit(piece)
+    return order
+
+
+def fetch(
+    con: duckdb.DuckDBPyConnection, piece: str, order: str = "", where: str = ""
+) -> pd.DataFrame:
+    """The rows of `piece` as pandas (times as timestamps, see `from_engine`)."""
+    define(con, piece)
+    query = f"SELECT * FROM {piece}" + (f" WHERE {where}" if where else "")
+    query += f" ORDER BY {order}" if order else ""
+    return from_engine(con.sql(query).to_arrow_table())
+
+
+DURATIONS = {"max_gap_us": "max_gap"}
+
+
+TEXT_AS_STRING = {pa.string(): pd.StringDtype(), pa.large_string(): pd.StringDtype()}
+
+
+def from_engine(table: pa.Table) -> pd.DataFrame:
+    """Engine rows as pandas: each `x_us` column becomes `x`, a UTC timestamp (a duration for
+    `max_gap_us`); text keeps pandas' string dtype, counts stay int64."""
+    frame = table.to_pandas(types_mapper=TEXT_AS_STRING.get)
+    renamed = {}
+    for column in frame.columns:
+        if column in DURATIONS:
+            frame[column] = pd.to_timedelta(frame[column], unit="us")
+            renamed[column] = DURATIONS[column]
+        elif column.endswith("_us"):
+            frame[column] = pd.to_datetime(frame[column], unit="us", utc=True).astype(
+                "datetime64[us, UTC]"
+            )
+            renamed[column] = column.removesuffix("_us")
+    return frame.rename(columns=renamed)
+
+
+def to_engine(frame: pd.DataFrame, times: Iterable[str]) -> pd.DataFrame:
+    """The reverse of `from_engine` for the columns `times` (timestamps and durations)."""
+    frame = frame.copy()
+    reverse = {name: column for column, name in DURATIONS.items()}
+    for name in times:
+        if name not in frame:
+            continue
+        if name in reverse:
+            micros = pd.to_timedelta(frame[name]).astype("timedelta64[us]").astype("int64")
+            frame[reverse[name]] = micros
+        else:
+            stamps = pd.to_datetime(frame[name], utc=True).astype("datetime64[us, UTC]")
+            frame[f"{name}_us"] = stamps.astype("int64")
+        frame = frame.drop(columns=name)
+    return frame
+
+
+def run(
+    piece: str,
+    policy: Policy | None = None,
+    days: Iterable[date | pd.Timestamp] = (),
+    order: str = "",
+    **frames: pa.Table,
+) -> pd.DataFrame:
+    """`piece` over in-memory relations (`frames`, by the names the SQL reads)."""
+    con = connect()
+    try:
+        set_parameters(con, policy or Policy(), days)
+        for name, table in frames.items():
+            con.register(name, table)
+        return fetch(con, piece, order)
+    finally:
+        con.close()
+
+
+POLL_COLUMNS = [
+    "config_id",
+    "project",
+    "polled_at",
+    "checked_at",
+    "outcome",
+    "status",
+    "quality_rating",
+    "can_send_message",
+    "phone_status",
+    "passed_webhook_verified",  # the rest for what needs attention, and names
+    "verified_name",
+    "display_phone_number",
+]
+TEXT, MICROS = pa.string(), pa.int64()
+OBSERVED = pa.schema(
+    [
+        ("config_id", TEXT),
+        ("at_us", MICROS),
+        ("day_us", MICROS),
+        ("state", TEXT),
+        ("ok", pa.bool_()),
+        ("quality_rating", TEXT),
+        ("can_send_message", TEXT),
+        ("phone_status", TEXT),
+        ("seq", pa.int64()),
+    ]
+)
+OBSERVATIONS = OBSERVED.append(pa.field("max_gap_us", MICROS))
+PIECE = pa.schema(
+    [*OBSERVATIONS, ("start_us", MICROS), ("end_us", MICROS), ("seconds", pa.float64())]
+)
+INCIDENT = pa.schema(
+    [
+        ("incident_id", TEXT),
+        ("kind", TEXT),
+        ("config_id", TEXT),
+        ("start_us", MICROS),
+        ("end_us", MICROS),
+        ("ongoing", pa.bool_()),
+        ("duration_seconds", pa.float64()),
+    ]
+)
+INCIDENT_DAY = pa.schema([*INCIDENT, ("day_us", MICROS), ("seconds_in_day", pa.float64())])
+TRANSITION = pa.schema(
+    [
+        ("config_id", TEXT),
+        ("at_us", MICROS),
+        ("day_us", MICROS),
+        ("field", TEXT),
+        ("from_value", TEXT),
+        ("to_value", TEXT),
+        ("worse", pa.bool_()),
+    ]
+)
+TIMES = ("at", "day", "start", "end", "max_gap")
+
+
+def table_of(frame: pd.DataFrame, schema: pa.Schema) -> pa.Table:
+    """A pandas frame as an Arrow table in `schema` (timestamps as `*_us`, missing columns
+    null); `seq` (the frame's row order) when it has none."""
+    frame = to_engine(frame, TIMES)
+    if "seq" in schema.names and "seq" not in frame:
+        frame = frame.assign(seq=range(len(frame)))
+    for name in schema.names:
+        if name not in frame:
+            frame[name] = None
+    return pa.Table.from_pandas(frame[schema.names], schema=schema, preserve_index=False)
+
+
+def polls_table(polls: pd.DataFrame) -> pa.Table:
+    """The report's columns of a polls frame, in the stored schema (missing ones null)."""
+    schema = pa.schema([TABLES["polls"].field(name) for name in POLL_COLUMNS])
+    frame = polls.copy()
+    for name in schema.names:
+        if name not in frame:
+            frame[name] = None
+    return pa.Table.from_pandas(frame[schema.names], schema=schema, preserve_index=False)
+
+
+def observations_input(obs: pd.DataFrame) -> dict[str, pa.Table]:
+    """An observations frame for `run`: as `observations`, or as `observed` when it lacks
+    `max_gap` (the engine then computes it from the policy)."""
+    if "max_gap" in obs:
+        return {"observations": table_of(obs, OBSERVATIONS)}
+    return {"observed": table_of(obs, OBSERVED)}
+
+
+def _micros(span: object) -> int:
+    return int(pd.Timedelta(span) / pd.Timedelta(microseconds=1))
+
+
+def _midnight_us(day: date | pd.Timestamp) -> int:
+    stamp = pd.Timestamp(day)
+    stamp = stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
+    return int(stamp.floor("D").value // 1000)

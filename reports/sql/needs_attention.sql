@@ -1,0 +1,45 @@
+-- One row per number whose newest known observation before the end is in trouble: since its
+-- first troubled observation after its last good one (or since the first one read, when none
+-- was good), with that last good observation.
+WITH newest AS (
+    SELECT * FROM known_observations
+    QUALIFY row_number() OVER (PARTITION BY config_id ORDER BY at_us DESC) = 1
+),
+last_good AS (
+    SELECT config_id, max(at_us) AS good_us, arg_max(status, at_us) AS good_status
+    FROM known_observations
+    WHERE severity IS NULL
+    GROUP BY config_id
+),
+troubled AS (
+    SELECT newest.*, good_us, good_status
+    FROM newest
+    LEFT JOIN last_good USING (config_id)
+    WHERE severity IS NOT NULL
+),
+since AS (
+    SELECT known.config_id, min(known.at_us) AS since_us
+    FROM known_observations AS known
+    JOIN troubled USING (config_id)
+    WHERE known.severity IS NOT NULL AND (good_us IS NULL OR known.at_us > good_us)
+    GROUP BY known.config_id
+)
+SELECT
+    config_id,
+    project,
+    severity,
+    problems,
+    since_us,
+    good_us IS NOT NULL AS since_known,
+    ((SELECT end_us FROM report_period) - since_us) / 1e6 AS seconds,
+    at_us AS checked_at_us,
+    polled_at_us,
+    status,
+    quality_rating,
+    can_send_message,
+    passed_webhook_verified,
+    phone_status,
+    good_us AS last_good_at_us,
+    good_status AS last_good_status
+FROM troubled
+JOIN since USING (config_id)
