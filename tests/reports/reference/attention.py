@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import numpy as np
 import pandas as pd
 
 from kapso_health.tasks.schemas import DEFAULT_PROJECT
@@ -127,7 +128,9 @@ def changes_since(polls: pd.DataFrame, before: pd.Timestamp, end: pd.Timestamp) 
     moved_any = (now.loc[both, states].astype("string").fillna("") != old_states).any(axis=1)
     rows = []
     for number in both[moved_any.to_numpy()]:
-        old, new = then.loc[number], now.loc[number]
+        # Fixed in this copy too: a row of a boolean column gives numpy.bool_, which the
+        # vocabulary does not rank, so webhook_verified moves went unreported before.
+        old, new = (row.map(_plain) for row in (then.loc[number], now.loc[number]))
         moves = [
             (aspect, worse(aspect, old[column], new[column]), old[column], new[column])
             for aspect, (column, _) in ASPECTS.items()
@@ -145,3 +148,7 @@ def changes_since(polls: pd.DataFrame, before: pd.Timestamp, end: pd.Timestamp) 
     frame = pd.DataFrame(rows, columns=CHANGE_COLUMNS)
     order = frame["kind"].map(CHANGE_KINDS.index)
     return frame.assign(_order=order).sort_values(["_order", "config_id"]).drop(columns="_order")
+
+
+def _plain(value: object) -> object:
+    return value.item() if isinstance(value, np.generic) else value
