@@ -21,9 +21,7 @@ def incidents(obs: pd.DataFrame, policy: Policy = DEFAULT_POLICY) -> pd.DataFram
     unknown observations in between do not end it. Without a recovery it is `ongoing` and
     lasts until its last bad observation stops holding (at most its `max_gap` after it).
     """
-    return engine.run(
-        "incidents", policy, order="config_id, start_us, kind", **engine.observations_input(obs)
-    )
+    return engine.run_on("incidents", obs, policy, order="config_id, start_us, kind")
 
 
 def incident_days(found: pd.DataFrame) -> pd.DataFrame:
@@ -48,12 +46,12 @@ def daily_availability(
 
     `found` is `incident_days(incidents(obs, policy))` when the caller has it already."""
     given = {} if found is None else {"incident_days": engine.table_of(found, engine.INCIDENT_DAY)}
-    return engine.run(
+    return engine.run_on(
         "availability_daily",
+        obs,
         policy,
         days,
         order="config_id, day_us",
-        **engine.observations_input(obs),
         pieces=engine.table_of(pieces, engine.PIECE),
         **given,
     )

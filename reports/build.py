@@ -11,8 +11,6 @@ storage layer.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, date, datetime, timedelta
 from math import ceil
 from typing import Protocol
@@ -83,22 +81,23 @@ def build_reports(
 
 
 def _build(history: HistoryReader, days: list[date], policy: Policy) -> dict[str, pd.DataFrame]:
-    with _engine(history, days, policy) as con:
+    con = engine.connect()
+    try:
+        engine.set_parameters(con, policy, days)
+        margin = timedelta(days=1)  # observations just before or after the range hold into it
+        first, last = days[0] - margin, days[-1] + margin
+        engine.read_history(con, history, "polls", first, last, engine.POLL_COLUMNS, "all_polls")
+        engine.read_history(con, history, "checks", days[0], days[-1], CHECK_COLUMNS)
         rows = con.execute("SELECT count(*) FROM all_polls").fetchone()[0]
-    batches = max(1, ceil(rows / REPORT_ROWS_PER_BATCH))
-    parts = []
-    for batch in range(batches):
-        with _engine(history, days, policy) as con:
-            only = "" if batches == 1 else f" WHERE hash(config_id) % {batches} = {batch}"
-            con.execute(f"CREATE TEMP VIEW polls AS SELECT * FROM all_polls{only}")
-            parts.append(number_tables(con))
+        batches = max(1, ceil(rows / REPORT_ROWS_PER_BATCH))
+        parts = [number_tables(con, batch, batches) for batch in range(batches)]
+        checks = engine.fetch(con, "check_pass_rates", "config_id, day_us, check_name")
+    finally:
+        con.close()
     tables = {
         name: pd.concat([part[name] for part in parts], ignore_index=True) for name in parts[0]
     }
-    with _engine(history, days, policy, checks=True) as con:
-        tables["check_pass_rates"] = engine.fetch(
-            con, "check_pass_rates", order="config_id, day_us, check_name"
-        )
+    tables["check_pass_rates"] = checks
     tables["needs_attention"] = worst_first(tables["needs_attention"])
     tables["changes_since_day_before"] = changes_since(tables.pop("state_moves"))
     numbers = to_pandas(history.read_arrow("numbers", None, days[-1]))
@@ -110,35 +109,30 @@ def _build(history: HistoryReader, days: list[date], policy: Policy) -> dict[str
     return tables
 
 
-@contextmanager
-def _engine(
-    history: HistoryReader, days: list[date], policy: Policy, checks: bool = False
-) -> Iterator[duckdb.DuckDBPyConnection]:
-    """A connection with the parameters and the history's polls (`all_polls`: the days and one
-    either side) or checks (the days)."""
-    con = engine.connect()
-    try:
-        engine.set_parameters(con, policy, days)
-        if checks:
-            engine.read_history(con, history, "checks", days[0], days[-1], CHECK_COLUMNS)
-        else:
-            margin = timedelta(days=1)  # observations just before or after the range hold in it
-            first, last = days[0] - margin, days[-1] + margin
-            columns = engine.POLL_COLUMNS
-            engine.read_history(con, history, "polls", first, last, columns, "all_polls")
-        yield con
-    finally:
-        con.close()
+SHARED = (
+    "observations",
+    "pieces",
+    "transitions",
+    "incident_days",
+    "projects",
+    "known_observations",
+    "newest_known",
+)
 
 
-def number_tables(con: duckdb.DuckDBPyConnection) -> dict[str, pd.DataFrame]:
-    """The per-number tables of the numbers in `polls`: availability and quality (with each
-    number's `project`), incidents and transitions on the report's days, what needs attention,
-    state moves since the day before, and the names the numbers were last observed with."""
-    for shared in ("observations", "pieces", "transitions", "incident_days", "projects"):
-        engine.materialize(con, shared)  # each is read by several tables
+def number_tables(
+    con: duckdb.DuckDBPyConnection, batch: int = 0, batches: int = 1
+) -> dict[str, pd.DataFrame]:
+    """The per-number tables of one batch of whole numbers (`batch` of `batches`, by a hash of
+    the id): availability and quality (with each number's `project`), incidents and transitions
+    on the report's days, what needs attention, state moves since the day before, and the names
+    the numbers were last observed with."""
+    only = "" if batches == 1 else f" WHERE hash(config_id) % {batches} = {batch}"
+    con.execute(f"CREATE OR REPLACE TEMP VIEW polls AS SELECT * FROM all_polls{only}")
+    for shared in SHARED:
+        engine.materialize(con, shared)
     in_range = "day_us IN (SELECT day_us FROM report_days)"
-    return {
+    tables = {
         "availability_daily": _with_project(con, "availability_daily"),
         "quality_daily": _with_project(con, "quality_daily"),
         "incidents": engine.fetch(con, "incident_days", "config_id, start_us, kind", in_range),
@@ -149,6 +143,9 @@ def number_tables(con: duckdb.DuckDBPyConnection) -> dict[str, pd.DataFrame]:
         "state_moves": engine.fetch(con, "state_moves"),
         "observed_names": engine.fetch(con, "observed_names"),
     }
+    for shared in reversed(SHARED):
+        con.execute(f"DROP TABLE {shared}")
+    return tables
 
 
 def _with_project(con: duckdb.DuckDBPyConnection, piece: str) -> pd.DataFrame:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import tempfile
 from collections.abc import Iterable
+from dataclasses import replace
 from datetime import date
 from functools import cache
 from importlib.resources import files
@@ -50,8 +51,9 @@ TROUBLE_COLUMNS = ("quality_rating", "phone_status")  # the fields `value_ranks`
 # piece -> the relations it reads (parameters and history tables are not pieces)
 PIECES: dict[str, tuple[str, ...]] = {
     "observed": ("polls", "report_states"),
-    "cadence": ("observed", "report_policy"),
-    "observations": ("observed", "cadence", "report_policy"),
+    "ordered": ("observed",),
+    "cadence": ("ordered", "report_policy"),
+    "observations": ("ordered", "cadence", "report_policy"),
     "pieces": ("observations",),
     "reported_numbers": ("observations", "pieces", "report_days"),
     "incidents": ("observations",),
@@ -76,8 +78,9 @@ PIECES: dict[str, tuple[str, ...]] = {
     "check_pass_rates": ("checks", "report_days"),
     "projects": ("polls",),
     "known_observations": ("polls", "report_period"),
-    "needs_attention": ("known_observations", "report_period"),
-    "state_moves": ("known_observations", "report_period"),
+    "newest_known": ("known_observations", "report_period"),
+    "needs_attention": ("newest_known", "known_observations", "report_period"),
+    "state_moves": ("newest_known",),
     "observed_names": ("polls",),
 }
 
@@ -389,12 +392,18 @@ OBSERVED = pa.schema(
         ("quality_rating", TEXT),
         ("can_send_message", TEXT),
         ("phone_status", TEXT),
-        ("seq", pa.int64()),
+        ("polled_us", MICROS),
     ]
 )
-OBSERVATIONS = OBSERVED.append(pa.field("max_gap_us", MICROS))
+CADENCE = pa.schema([("config_id", TEXT), ("day_us", MICROS), ("max_gap_us", MICROS)])
 PIECE = pa.schema(
-    [*OBSERVATIONS, ("start_us", MICROS), ("end_us", MICROS), ("seconds", pa.float64())]
+    [
+        *OBSERVED,
+        ("max_gap_us", MICROS),
+        ("start_us", MICROS),
+        ("end_us", MICROS),
+        ("seconds", pa.float64()),
+    ]
 )
 INCIDENT = pa.schema(
     [
@@ -424,10 +433,8 @@ TIMES = ("at", "day", "start", "end", "max_gap")
 
 def table_of(frame: pd.DataFrame, schema: pa.Schema) -> pa.Table:
     """A pandas frame as an Arrow table in `schema` (timestamps as `*_us`, missing columns
-    null); `seq` (the frame's row order) when it has none."""
+    null)."""
     frame = to_engine(frame, TIMES)
-    if "seq" in schema.names and "seq" not in frame:
-        frame = frame.assign(seq=range(len(frame)))
     for name in schema.names:
         if name not in frame:
             frame[name] = None
@@ -444,12 +451,25 @@ def polls_table(polls: pd.DataFrame) -> pa.Table:
     return pa.Table.from_pandas(frame[schema.names], schema=schema, preserve_index=False)
 
 
-def observations_input(obs: pd.DataFrame) -> dict[str, pa.Table]:
-    """An observations frame for `run`: as `observations`, or as `observed` when it lacks
-    `max_gap` (the engine then computes it from the policy)."""
-    if "max_gap" in obs:
-        return {"observations": table_of(obs, OBSERVATIONS)}
-    return {"observed": table_of(obs, OBSERVED)}
+def run_on(
+    piece: str,
+    obs: pd.DataFrame,
+    policy: Policy | None = None,
+    days: Iterable[date | pd.Timestamp] = (),
+    order: str = "",
+    **frames: pa.Table,
+) -> pd.DataFrame:
+    """`piece` over an observations frame (as `observations` gives, or any with some of its
+    columns, in time order per number). Its `max_gap`, when it has one, is how long each
+    observation holds; else the policy says."""
+    policy = policy or Policy()
+    given = {"observed": table_of(obs, OBSERVED)}
+    if "max_gap" in obs:  # each number-day's gap, as the cadence piece would give it
+        gaps = to_engine(obs[["config_id", "day", "max_gap"]], TIMES)
+        gaps = gaps.drop_duplicates(["config_id", "day_us"])
+        given["cadence"] = pa.Table.from_pandas(gaps, schema=CADENCE, preserve_index=False)
+        policy = replace(policy, max_gap=None)
+    return run(piece, policy, days, order, **given, **frames)
 
 
 def _micros(span: object) -> int:

@@ -24,11 +24,7 @@ def transitions(obs: pd.DataFrame, column: str) -> pd.DataFrame:
 
 def all_transitions(obs: pd.DataFrame) -> pd.DataFrame:
     """Quality rating and phone status transitions together (`field` tells them apart)."""
-    return engine.run(
-        "transitions",
-        order="field DESC, config_id, at_us",
-        **engine.observations_input(obs),
-    )
+    return engine.run_on("transitions", obs, order="field DESC, config_id, at_us")
 
 
 def daily_quality(
@@ -42,11 +38,11 @@ def daily_quality(
 
     `changes` is `all_transitions(obs)` when the caller has it already."""
     given = {} if changes is None else {"transitions": engine.table_of(changes, engine.TRANSITION)}
-    return engine.run(
+    return engine.run_on(
         "quality_daily",
+        obs,
         days=days,
         order="config_id, day_us",
-        **engine.observations_input(obs),
         pieces=engine.table_of(pieces, engine.PIECE),
         **given,
     )

@@ -7,7 +7,7 @@ holds until the next one of the same number, at most its `max_gap` (see `policy`
 the time is unknown. Intervals are split at UTC midnight so each piece belongs to one day.
 
 The computations are the engine's SQL pieces (`sql/observed.sql`, `cadence.sql`,
-`observations.sql`, `pieces.sql`); these functions run them on pandas frames.
+`ordered.sql`, `observations.sql`, `pieces.sql`); these functions run them on pandas frames.
 """
 
 from __future__ import annotations
@@ -19,13 +19,27 @@ from kapso_health.reports.policy import DAY, DEFAULT_POLICY, Policy
 
 __all__ = ["DAY", "DEFAULT_POLICY", "Policy", "intervals", "observations"]
 
+OBSERVATION_COLUMNS = [
+    "config_id",
+    "at",
+    "day",
+    "state",
+    "ok",
+    "quality_rating",
+    "can_send_message",
+    "phone_status",
+    "polled",
+    "max_gap",
+]
+
 
 def observations(polls: pd.DataFrame, policy: Policy = DEFAULT_POLICY) -> pd.DataFrame:
     """One row per observation, in time order per number (with its `max_gap`); missing
     columns count as unknown."""
-    return engine.run(
+    found = engine.run(
         "observations", policy, order="config_id, seq", polls=engine.polls_table(polls)
     )
+    return found[OBSERVATION_COLUMNS]
 
 
 def intervals(obs: pd.DataFrame, policy: Policy = DEFAULT_POLICY) -> pd.DataFrame:
@@ -34,6 +48,4 @@ def intervals(obs: pd.DataFrame, policy: Policy = DEFAULT_POLICY) -> pd.DataFram
     Columns: the observation's, plus `start`, `end`, `seconds`, and `day` of the piece. An
     observation holds at most its `max_gap` (computed from `policy` when `obs` lacks it).
     """
-    return engine.run(
-        "pieces", policy, order="config_id, start_us", **engine.observations_input(obs)
-    )
+    return engine.run_on("pieces", obs, policy, order="config_id, start_us")

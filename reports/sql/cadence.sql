@@ -2,17 +2,14 @@
 -- observations hold at most, `cadence_factor` x the median interval between its observations
 -- that day and the day before, clamped to the policy's range.
 WITH steps AS (
-    SELECT
-        config_id,
-        day_us,
-        at_us - lag(at_us) OVER (PARTITION BY config_id ORDER BY seq) AS step_us
-    FROM observed
-    WHERE (SELECT max_gap_us IS NULL FROM report_policy)
+    SELECT config_id, day_us, step_us
+    FROM ordered
+    WHERE step_us > 0 AND (SELECT max_gap_us IS NULL FROM report_policy)
 ),
 two_days AS (
-    SELECT config_id, day_us, step_us FROM steps WHERE step_us > 0
+    SELECT config_id, day_us, step_us FROM steps
     UNION ALL
-    SELECT config_id, day_us + {DAY}, step_us FROM steps WHERE step_us > 0
+    SELECT config_id, day_us + {DAY}, step_us FROM steps
 )
 SELECT
     config_id,

@@ -1,28 +1,23 @@
 -- One row per number whose newest known observation before the end is in trouble: since its
 -- first troubled observation after its last good one (or since the first one read, when none
 -- was good), with that last good observation.
-WITH newest AS (
-    SELECT * FROM known_observations
-    QUALIFY row_number() OVER (PARTITION BY config_id ORDER BY at_us DESC) = 1
+WITH troubled AS (
+    SELECT * EXCLUDE (before) FROM newest_known WHERE NOT before AND severity IS NOT NULL
 ),
 last_good AS (
     SELECT config_id, max(at_us) AS good_us, arg_max(status, at_us) AS good_status
     FROM known_observations
-    WHERE severity IS NULL
+    WHERE severity IS NULL AND config_id IN (SELECT config_id FROM troubled)
     GROUP BY config_id
 ),
-troubled AS (
-    SELECT newest.*, good_us, good_status
-    FROM newest
-    LEFT JOIN last_good USING (config_id)
-    WHERE severity IS NOT NULL
-),
 since AS (
-    SELECT known.config_id, min(known.at_us) AS since_us
+    SELECT config_id, min(known.at_us) AS since_us
     FROM known_observations AS known
-    JOIN troubled USING (config_id)
-    WHERE known.severity IS NOT NULL AND (good_us IS NULL OR known.at_us > good_us)
-    GROUP BY known.config_id
+    LEFT JOIN last_good USING (config_id)
+    WHERE known.severity IS NOT NULL
+        AND config_id IN (SELECT config_id FROM troubled)
+        AND (good_us IS NULL OR known.at_us > good_us)
+    GROUP BY config_id
 )
 SELECT
     config_id,
@@ -43,3 +38,4 @@ SELECT
     good_status AS last_good_status
 FROM troubled
 JOIN since USING (config_id)
+LEFT JOIN last_good USING (config_id)

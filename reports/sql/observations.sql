@@ -2,8 +2,8 @@
 -- else its number's cadence that day, else (fewer than two observations to measure one) the
 -- cadence range's lower bound.
 SELECT
-    observed.*,
+    ordered.*,
     coalesce(policy.max_gap_us, cadence.max_gap_us, policy.low_us) AS max_gap_us
-FROM observed
+FROM ordered
 CROSS JOIN report_policy AS policy
 LEFT JOIN cadence USING (config_id, day_us)

@@ -1,7 +1,7 @@
--- Observations as polled, in time order per number (`seq`). An `ok` poll is an observation of
--- its body: a distinct (config_id, checked_at), since Kapso's cache repeats a body for 3
--- minutes. A failed or skipped poll is an observation of an unknown state at its `polled_at`.
--- Times are microseconds since 1970 (UTC); `day_us` is the observation's UTC midnight.
+-- Observations as polled. An `ok` poll is an observation of its body: one per (config_id,
+-- checked_at), since Kapso's cache repeats a body for 3 minutes (a body's first poll is kept).
+-- A failed or skipped poll is an observation of an unknown state at its `polled_at`. Times are
+-- microseconds since 1970 (UTC); `day_us` is the observation's UTC midnight.
 WITH polled AS (
     SELECT
         config_id,
@@ -17,24 +17,34 @@ WITH polled AS (
     FROM polls
 ),
 bodies AS (
-    SELECT * FROM polled
+    SELECT
+        config_id,
+        at_us,
+        true AS ok,
+        min(polled_us) AS polled_us,
+        arg_min_null(status, polled_us) AS status,
+        arg_min_null(quality_rating, polled_us) AS quality_rating,
+        arg_min_null(can_send_message, polled_us) AS can_send_message,
+        arg_min_null(phone_status, polled_us) AS phone_status
+    FROM polled
     WHERE ok
-    QUALIFY row_number() OVER (PARTITION BY config_id, at_us ORDER BY polled_us) = 1
+    GROUP BY config_id, at_us
 ),
-observed AS (
-    SELECT * FROM bodies
-    UNION ALL
-    SELECT * FROM polled WHERE NOT ok
+failed AS (
+    SELECT config_id, at_us, ok, polled_us, NULL AS status, NULL AS quality_rating,
+        NULL AS can_send_message, NULL AS phone_status
+    FROM polled
+    WHERE NOT ok
 )
 SELECT
     config_id,
     at_us,
     at_us // {DAY} * {DAY} AS day_us,
-    CASE WHEN ok THEN coalesce(states.state, {UNKNOWN}) ELSE {UNKNOWN} END AS state,
+    coalesce(states.state, {UNKNOWN}) AS state,
     ok,
-    CASE WHEN ok THEN quality_rating END AS quality_rating,
-    CASE WHEN ok THEN can_send_message END AS can_send_message,
-    CASE WHEN ok THEN phone_status END AS phone_status,
-    row_number() OVER (PARTITION BY config_id ORDER BY at_us, NOT ok, polled_us) AS seq
-FROM observed
+    quality_rating,
+    can_send_message,
+    phone_status,
+    polled_us
+FROM (SELECT * FROM bodies UNION ALL SELECT * FROM failed) AS observed
 LEFT JOIN report_states AS states USING (status)

@@ -1,14 +1,7 @@
 -- Per number known both a day before the end and at the end: its newest known observation
 -- before each, when any state or its trouble differs between them.
-WITH now AS (
-    SELECT * FROM known_observations
-    QUALIFY row_number() OVER (PARTITION BY config_id ORDER BY at_us DESC) = 1
-),
-before AS (
-    SELECT * FROM known_observations
-    WHERE at_us < (SELECT end_us - {DAY} FROM report_period)
-    QUALIFY row_number() OVER (PARTITION BY config_id ORDER BY at_us DESC) = 1
-)
+WITH now AS (SELECT * FROM newest_known WHERE NOT before),
+before AS (SELECT * FROM newest_known WHERE before)
 SELECT
     config_id,
     now.project,
