@@ -80,6 +80,16 @@ def check_pass_rates(checks: pa.Table | pd.DataFrame, days: list) -> pd.DataFram
     """
     if isinstance(checks, pd.DataFrame):
         checks = pa.Table.from_pandas(checks, preserve_index=False)
+    every_body = pa.table(  # any body may have been polled twice: tell every one apart
+        {
+            "config_id": checks["config_id"].cast(pa.string()),
+            "checked_us": checks["checked_at"].cast(pa.timestamp("us", "UTC")).cast(pa.int64()),
+        }
+    )
     return engine.run(
-        "check_pass_rates", days=days, order="config_id, day_us, check_name", checks=checks
+        "check_pass_rates",
+        days=days,
+        order="config_id, day_us, check_name",
+        checks=checks,
+        repeated_bodies=every_body,
     )

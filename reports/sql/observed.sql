@@ -1,5 +1,6 @@
 -- Observations as polled. An `ok` poll is an observation of its body: one per (config_id,
--- checked_at), since Kapso's cache repeats a body for 3 minutes (a body's first poll is kept).
+-- checked_at), since Kapso's cache repeats a body for 3 minutes (a body's first poll is kept;
+-- `polls_of_body` counts its polls).
 -- A failed or skipped poll is an observation of an unknown state at its `polled_at`. Times are
 -- microseconds since 1970 (UTC); `day_us` is the observation's UTC midnight.
 WITH polled AS (
@@ -22,6 +23,7 @@ bodies AS (
         at_us,
         true AS ok,
         min(polled_us) AS polled_us,
+        count(*) AS polls_of_body,
         arg_min_null(status, polled_us) AS status,
         arg_min_null(quality_rating, polled_us) AS quality_rating,
         arg_min_null(can_send_message, polled_us) AS can_send_message,
@@ -31,7 +33,7 @@ bodies AS (
     GROUP BY config_id, at_us
 ),
 failed AS (
-    SELECT config_id, at_us, ok, polled_us, NULL AS status, NULL AS quality_rating,
+    SELECT config_id, at_us, ok, polled_us, 1 AS polls_of_body, NULL AS status, NULL AS quality_rating,
         NULL AS can_send_message, NULL AS phone_status
     FROM polled
     WHERE NOT ok
@@ -45,6 +47,7 @@ SELECT
     quality_rating,
     can_send_message,
     phone_status,
-    polled_us
+    polled_us,
+    polls_of_body
 FROM (SELECT * FROM bodies UNION ALL SELECT * FROM failed) AS observed
 LEFT JOIN report_states AS states USING (status)

@@ -1,24 +1,28 @@
 -- Every change of quality rating or phone status between a number's consecutive observations
 -- that carry one. `worse` when the vocabulary ranks the new value worse than the old (the rule
 -- of the `kapso.number.worsened` events; `value_ranks` holds its ranks).
-WITH changed AS (
-    SELECT 'quality_rating' AS field, config_id, at_us, day_us,
-        quality_rating_before AS from_value, quality_rating AS to_value
+WITH carried AS (
+    SELECT 'quality_rating' AS field, config_id, seq, at_us, day_us, quality_rating AS to_value
     FROM observations
-    WHERE quality_rating <> quality_rating_before
+    WHERE quality_rating IS NOT NULL
     UNION ALL
-    SELECT 'phone_status', config_id, at_us, day_us, phone_status_before, phone_status
+    SELECT 'phone_status', config_id, seq, at_us, day_us, phone_status
     FROM observations
-    WHERE phone_status <> phone_status_before
+    WHERE phone_status IS NOT NULL
+),
+paired AS (
+    SELECT *, lag(to_value) OVER (PARTITION BY field, config_id ORDER BY seq) AS from_value
+    FROM carried
 )
 SELECT
     config_id,
     at_us,
     day_us,
-    changed.field,
+    paired.field,
     from_value,
     to_value,
     coalesce(after.rank > before.rank, false) AS worse
-FROM changed
-LEFT JOIN value_ranks AS before ON before.field = changed.field AND before.value = from_value
-LEFT JOIN value_ranks AS after ON after.field = changed.field AND after.value = to_value
+FROM paired
+LEFT JOIN value_ranks AS before ON before.field = paired.field AND before.value = from_value
+LEFT JOIN value_ranks AS after ON after.field = paired.field AND after.value = to_value
+WHERE from_value <> to_value

@@ -4,7 +4,8 @@ table, every row, every value.
 The pandas implementation is kept as it was under `tests/reports/reference/` (the oracle). The
 history is the simulator's fleet written through flatten and the store (`simulator.history`):
 hourly state drift, every profile (deleted numbers, token back-off, odd body shapes), 1 % of
-polls timing out, ratings and phone statuses changing. Text, counts, flags and ids are compared
+polls timing out, ratings and phone statuses changing, days left uncompacted (96 files each),
+and bodies polled twice (Kapso's cache repeats), one crossing midnight. Text, counts, flags and ids are compared
 exactly; fractions and seconds to 1e-9 relative (the engine sums integer microseconds, pandas
 sums float seconds: the last bits may differ); times to the microsecond (the engine keeps a
 cadence gap to whole microseconds, pandas to nanoseconds).
@@ -16,11 +17,13 @@ from datetime import date, timedelta
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pytest
 
 from kapso_health.reports.build import build_reports
 from kapso_health.reports.policy import Policy
 from kapso_health.simulator.history import FIRST_DAY, write_day
+from kapso_health.tasks.schemas import TABLES
 from kapso_health.tasks.storage import ParquetStore
 from tests.reports.reference import build as reference
 from tests.reports.reference.timeline import Policy as ReferencePolicy
@@ -48,8 +51,26 @@ KEYS = {
 def history(tmp_path_factory: pytest.TempPathFactory) -> ParquetStore:
     root = str(tmp_path_factory.mktemp("history"))
     for offset in range(DAYS):
-        write_day(root, NUMBERS, FIRST_DAY + timedelta(days=offset), seed=5)
-    return ParquetStore(root)
+        write_day(root, NUMBERS, FIRST_DAY + timedelta(days=offset), compact=False, seed=5)
+    store = ParquetStore(root)
+    _repeat_some_bodies(store, FIRST_DAY + timedelta(days=1))
+    return store
+
+
+def _repeat_some_bodies(store: ParquetStore, day: date) -> None:
+    """Poll some bodies again with the same `checked_at` (Kapso's cache): those of 01:00-02:00
+    90 s later, those of the day's last round 15 minutes later, on the next day."""
+    polls = store.read("polls", day, day)
+    hour, minute = polls["polled_at"].dt.hour, polls["polled_at"].dt.minute
+    again = polls[(hour.eq(1) | (hour.eq(23) & minute.ge(45))) & polls["outcome"].eq("ok")]
+    for name in ("polls", "checks"):
+        rows = store.read(name, day, day)
+        rows = rows.merge(again[["config_id", "polled_at"]], on=["config_id", "polled_at"])
+        late = rows["polled_at"].dt.hour.eq(23)
+        shift = pd.to_timedelta(late.map({True: "15min", False: "90s"}))
+        rows = rows.assign(polled_at=rows["polled_at"] + shift, run_id="repeat")
+        table = pa.Table.from_pandas(rows, schema=TABLES[name], preserve_index=False)
+        store.write(name, table, "repeat", "c00000")
 
 
 def _days(first: int, count: int) -> list[date]:
@@ -72,6 +93,7 @@ def test_every_table_equals_the_pandas_report(history: ParquetStore, case: str) 
     assert set(new) == set(old) == set(KEYS)
     assert len(old["availability_daily"]) == NUMBERS * len(days)  # deleted ones too (404s)
     assert len(old["incidents"]) > 0 and len(old["quality_transitions"]) > 0
+    assert old["check_pass_rates"]["passed"].sum() > 0
     assert len(old["needs_attention"]) > 0 and len(old["changes_since_day_before"]) > 0
     for name, keys in KEYS.items():
         _assert_same(name, new[name], old[name], keys)
