@@ -1,12 +1,12 @@
 """One report measurement in a fresh process, so peak memory is this measurement's alone.
 
-    .venv/bin/python bench/report_once.py ours|baseline ROOT FIRST_DAY LAST_DAY OUT
+    .venv/bin/python bench/report_once.py ours|reference ROOT FIRST_DAY LAST_DAY OUT
 
 Prints one JSON line: seconds (imports excluded), peak_mb (whole process), rows (of the
-availability result).
-`ours` is `write_reports` (read the partitions needed, build every report table, write them
-and the HTML page). `baseline` is what one writes without the project: read the whole `polls`
-dataset into pandas and group it into per-number, per-day sample availability.
+availability result). `ours` is `write_reports` (read the live files needed, build every report
+table, write them under ROOT/reports and the HTML page under OUT). `reference` is the DuckDB
+query an analyst would write for `availability_daily` alone (`bench/availability_reference.sql`)
+over the same live files; its rows are written to OUT/reference.parquet for the comparison.
 """
 
 from __future__ import annotations
@@ -15,13 +15,17 @@ import json
 import resource
 import sys
 import time
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 
-import pandas as pd
+import duckdb
+import pyarrow.parquet as pq
 
 from kapso_health.flows.report import report_days, write_reports
-from kapso_health.reports.timeline import Policy
+from kapso_health.reports.policy import Policy
+from kapso_health.tasks.storage import ParquetStore
+
+REFERENCE = Path(__file__).with_name("availability_reference.sql")
 
 
 def ours(root: str, first: date, last: date, out: str) -> int:
@@ -29,17 +33,15 @@ def ours(root: str, first: date, last: date, out: str) -> int:
     return len(tables["availability_daily"])
 
 
-def baseline(root: str, first: date, last: date, out: str) -> int:
-    polls = pd.read_parquet(f"{root}/polls")
-    ok = polls[polls["outcome"] == "ok"].drop_duplicates(["config_id", "checked_at"])
-    ok = ok.assign(day=ok["checked_at"].dt.floor("D"))
-    in_range = ok["day"].between(pd.Timestamp(first, tz="UTC"), pd.Timestamp(last, tz="UTC"))
-    counts = (
-        ok[in_range].groupby(["config_id", "day", "status"]).size().unstack("status", fill_value=0)
-    )
-    up = counts.get("healthy", 0) + counts.get("degraded", 0)
-    availability = up / (up + counts.get("unhealthy", 0))
-    return len(availability)
+def reference(root: str, first: date, last: date, out: str) -> int:
+    margin = timedelta(days=1)
+    files = ParquetStore(root).files("polls", first - margin, last + margin)
+    con = duckdb.connect()
+    con.execute("SET TimeZone = 'UTC'")
+    params = {"files": files, "first": first, "last": last}
+    table = con.sql(REFERENCE.read_text(), params=params).to_arrow_table()
+    pq.write_table(table, f"{out}/reference.parquet")
+    return table.num_rows
 
 
 def _peak_mb() -> float:
@@ -54,7 +56,7 @@ def _peak_mb() -> float:
 def main() -> int:
     mode, root, first, last, out = sys.argv[1:6]
     started = time.perf_counter()
-    rows = {"ours": ours, "baseline": baseline}[mode](
+    rows = {"ours": ours, "reference": reference}[mode](
         root, date.fromisoformat(first), date.fromisoformat(last), out
     )
     seconds = time.perf_counter() - started

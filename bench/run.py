@@ -6,8 +6,9 @@
 Sections: `sweep` (rate-limited sweep vs a sequential loop and an unlimited gather),
 `unthrottled` (whole flow vs a raw aiohttp client), `flatten` (vs pandas.json_normalize),
 `shared` (two collection runs at once sharing a global rate limit vs one run for both),
-`report` (one day and 90 days of a 1,000-number history vs reading it all into pandas; the
-history is built once into bench/.cache, which takes several minutes), `compaction` (reading
+`report` (one day and the whole range of a 1,000-number, 90-day and a 10,000-number, 30-day
+history, each beside a DuckDB query for availability_daily alone; the histories are built once
+into bench/.cache, which takes tens of minutes), `compaction` (reading
 a day after 96 appends vs after compacting it), `s3` (collection, one day's report and
 compaction with the history on moto's S3 server vs on local disk, and its PUT/COPY requests).
 """
@@ -434,17 +435,25 @@ def bench_shared() -> list[Row]:
 # --- reports over a long history ---------------------------------------------------------------
 
 HISTORY_NUMBERS, HISTORY_DAYS = 1000, 90
-HISTORY = ROOT / "bench" / ".cache" / f"history-{HISTORY_NUMBERS}x{HISTORY_DAYS}"
+HISTORIES = ((HISTORY_NUMBERS, HISTORY_DAYS), (10_000, 30))  # the report's two histories
 
 
-def _report_once(mode: str, first: date, last: date, out: str) -> dict:
+def _history(numbers: int, days: int) -> Path:
+    return ROOT / "bench" / ".cache" / f"history-{numbers}x{days}"
+
+
+FIGURES = ["polls_up", "polls_down", "polls_degraded", "polls_unknown"]
+FRACTIONS = ["availability_samples", "availability_time", "coverage"]
+
+
+def _report_once(mode: str, history: Path, first: date, last: date, out: str) -> dict:
     """One measurement in a fresh process (bench/report_once.py), for its own peak memory."""
     done = subprocess.run(
         [
             sys.executable,
             str(ROOT / "bench" / "report_once.py"),
             mode,
-            str(HISTORY),
+            str(history),
             first.isoformat(),
             last.isoformat(),
             out,
@@ -456,50 +465,93 @@ def _report_once(mode: str, first: date, last: date, out: str) -> dict:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
+def _same_figures(history: Path, first: date, last: date, out: str) -> bool:
+    """The reference's figures equal the report's `availability_daily` (counts exactly,
+    fractions to 1e-9)."""
+    import pandas as pd
+
+    from kapso_health import History
+
+    ours = History(str(history)).report("availability_daily", first, last)
+    theirs = pd.read_parquet(f"{out}/reference.parquet")
+    theirs["day"] = pd.to_datetime(theirs["day"], utc=True).dt.date
+    ours["day"] = pd.to_datetime(ours["day"]).dt.date
+    merged = ours.merge(theirs, on=["config_id", "day"], suffixes=("", "_ref"), how="outer")
+    if len(merged) != len(ours) or len(merged) != len(theirs):
+        return False
+    counts = all((merged[c] == merged[f"{c}_ref"]).all() for c in FIGURES)
+    fractions = all(
+        (
+            ((merged[c] - merged[f"{c}_ref"]).abs() <= 1e-9 * merged[c].abs() + 1e-12)
+            | (merged[c].isna() & merged[f"{c}_ref"].isna())
+        ).all()
+        for c in FRACTIONS
+    )
+    return counts and fractions
+
+
 def bench_report() -> list[Row]:
     from kapso_health.simulator.history import FIRST_DAY, build
     from kapso_health.tasks.storage import ParquetStore
 
-    build(str(HISTORY), HISTORY_NUMBERS, HISTORY_DAYS)  # once; kept in bench/.cache
-    store = ParquetStore(str(HISTORY))
-    rows = {
-        name: sum(pq.read_metadata(path).num_rows for path in store.files(name))
-        for name in ("polls", "checks", "entities")
-    }
-    size = sum(f.stat().st_size for f in HISTORY.rglob("*.parquet") if "reports" not in f.parts)
-    last = FIRST_DAY + timedelta(days=HISTORY_DAYS - 1)
-    middle = FIRST_DAY + timedelta(days=HISTORY_DAYS // 2)
-    result = [
-        Row(
-            "report",
-            f"history: {HISTORY_NUMBERS:,} numbers every 15 min for {HISTORY_DAYS} days, "
-            "written through flatten + store, each day compacted",
-            f"{rows['polls']:,} polls, {rows['checks']:,} checks, {rows['entities']:,} "
-            f"entities rows; {size / 1e9:.2f} GB",
-        )
-    ]
-    with tempfile.TemporaryDirectory() as out:
-        for label, first, target in (("one day", middle, 2.0), ("90 days", FIRST_DAY, 30.0)):
-            end = middle if first == middle else last
-            base = _report_once("baseline", first, end, out)
-            ours = min(
-                (_report_once("ours", first, end, out) for _ in range(2 if first == middle else 1)),
-                key=lambda m: m["seconds"],
+    result = []
+    for numbers, days in HISTORIES:
+        history = _history(numbers, days)
+        build(str(history), numbers, days)  # once; kept in bench/.cache
+        store = ParquetStore(str(history))
+        rows = {
+            name: sum(pq.read_metadata(path).num_rows for path in store.files(name))
+            for name in ("polls", "checks", "entities")
+        }
+        size = sum(f.stat().st_size for f in history.rglob("*.parquet") if "reports" not in f.parts)
+        label = f"{numbers:,} x {days} days"
+        result.append(
+            Row(
+                "report",
+                f"history {label}: every 15 min, written through flatten + store, each day "
+                "compacted",
+                f"{rows['polls']:,} polls, {rows['checks']:,} checks, {rows['entities']:,} "
+                f"entities rows; {size / 1e9:.2f} GB",
             )
+        )
+        last = FIRST_DAY + timedelta(days=days - 1)
+        middle = FIRST_DAY + timedelta(days=days // 2)
+        for span, first, end in (("one day", middle, middle), (f"{days} days", FIRST_DAY, last)):
+            with tempfile.TemporaryDirectory() as out:
+                runs = 3 if first == end else 1  # the best of three for the short range
+                reference = min(
+                    (_report_once("reference", history, first, end, out) for _ in range(runs)),
+                    key=lambda m: m["seconds"],
+                )
+                ours = min(
+                    (_report_once("ours", history, first, end, out) for _ in range(runs)),
+                    key=lambda m: m["seconds"],
+                )
+                same = _same_figures(history, first, end, out)
+            ratio = ours["seconds"] / reference["seconds"]
+            targets = ["<= 1.5 x reference"]
+            met = ratio <= 1.5
+            if numbers == 10_000:
+                targets.append("peak <= 2,048 MB")
+                met = met and ours["peak_mb"] <= 2048
+            if numbers == HISTORY_NUMBERS and first == end:
+                targets.append("< 0.5 s")
+                met = met and ours["seconds"] < 0.5
             result += [
                 Row(
                     "report",
-                    f"baseline {label}: whole polls dataset into pandas, group to sample "
-                    "availability",
-                    f"{base['seconds']:.1f} s, peak {base['peak_mb']:,.0f} MB",
+                    f"reference {label}, {span}: a DuckDB query for availability_daily alone "
+                    "(bench/availability_reference.sql)",
+                    f"{reference['seconds']:.2f} s, peak {reference['peak_mb']:,.0f} MB; same "
+                    f"figures as the report's: {'yes' if same else 'NO'}",
                 ),
                 Row(
                     "report",
-                    f"kapso-health {label}: every report table + HTML page (write_reports)",
-                    f"{ours['seconds']:.1f} s = {ours['seconds'] / base['seconds']:.2f} x "
-                    f"baseline, peak {ours['peak_mb']:,.0f} MB",
-                    f"< {target:.0f} s, < 2,048 MB",
-                    _verdict(ours["seconds"] < target and ours["peak_mb"] < 2048),
+                    f"kapso-health {label}, {span}: every report table + HTML page (write_reports)",
+                    f"{ours['seconds']:.2f} s = {ratio:.2f} x reference, peak "
+                    f"{ours['peak_mb']:,.0f} MB",
+                    ", ".join(targets),
+                    _verdict(met and same),
                 ),
             ]
     return result
