@@ -81,10 +81,10 @@ def _checks(groups: object, number: str) -> str:
     if number not in groups.groups:
         return ""
     return "<br>".join(
-        f"<b>{escape(str(c.check_name))}</b>: "
-        + escape(str(c.error) if pd.notna(c.error) else "failed")
-        + (f" (Meta code {int(c.meta_error_code)})" if pd.notna(c.meta_error_code) else "")
-        for c in groups.get_group(number).itertuples(index=False)
+        f"<b>{escape(str(c['check_name']))}</b>: "
+        + escape(str(c["error"]) if pd.notna(c["error"]) else "failed")
+        + (f" (Meta code {int(c['meta_error_code'])})" if pd.notna(c["meta_error_code"]) else "")
+        for c in groups.get_group(number).to_dict("records")  # no namedtuple class per number
     )
 
 
@@ -92,16 +92,16 @@ def _errors(groups: object, number: str) -> str:
     if number not in groups.groups:
         return ""
     lines = []
-    for e in groups.get_group(number).itertuples(index=False):
-        text = f"{e.entity_type} {e.entity_id}: {e.can_send_message}"
-        if pd.notna(e.error_code):
-            detail = e.error_description if pd.notna(e.error_description) else ""
-            text += f", Meta {e.error_code} {detail}".rstrip()
+    for e in groups.get_group(number).to_dict("records"):
+        text = f"{e['entity_type']} {e['entity_id']}: {e['can_send_message']}"
+        if pd.notna(e["error_code"]):
+            detail = e["error_description"] if pd.notna(e["error_description"]) else ""
+            text += f", Meta {e['error_code']} {detail}".rstrip()
         line = escape(text)
-        if pd.notna(e.possible_solution):
-            line += f": <i class=solution>{escape(str(e.possible_solution))}</i>"
-        if pd.notna(e.additional_info):
-            line += f" ({escape(str(e.additional_info))})"
+        if pd.notna(e["possible_solution"]):
+            line += f": <i class=solution>{escape(str(e['possible_solution']))}</i>"
+        if pd.notna(e["additional_info"]):
+            line += f" ({escape(str(e['additional_info']))})"
         lines.append(line)
     return "<br>".join(lines)
 
