@@ -6,9 +6,9 @@ history is the simulator's fleet written through flatten and the store (`simulat
 hourly state drift, every profile (deleted numbers, token back-off, odd body shapes), 1 % of
 polls timing out, ratings and phone statuses changing, days left uncompacted (96 files each),
 and bodies polled twice (Kapso's cache repeats), one crossing midnight. Text, counts, flags and
-ids are compared exactly; fractions and seconds to 1e-9 relative (the engine sums integer microseconds, pandas
-sums float seconds: the last bits may differ); times to the microsecond (the engine keeps a
-cadence gap to whole microseconds, pandas to nanoseconds).
+ids are compared exactly; fractions and seconds to 1e-9 relative (the engine sums integer
+microseconds, pandas sums float seconds: the last bits may differ); times to the microsecond
+(the engine keeps a cadence gap to whole microseconds, pandas to nanoseconds).
 """
 
 from __future__ import annotations
