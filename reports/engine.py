@@ -59,6 +59,7 @@ PIECES: dict[str, tuple[str, ...]] = {
     "incidents": ("observations",),
     "incident_days": ("incidents",),
     "transitions": ("observations", "value_ranks"),
+    "value_ranks": ("ordered",),  # computed in Python from the vocabulary (`rank_values`)
     "availability_daily": (
         "reported_numbers",
         "observations",
@@ -189,11 +190,11 @@ def set_parameters(
 
 
 def rank_values(con: duckdb.DuckDBPyConnection) -> None:
-    """`value_ranks` for the ratings and phone statuses in `observations`, from the
-    vocabulary's `rank` (open sets: only the values present are ranked)."""
+    """`value_ranks` for the ratings and phone statuses in `ordered`, from the vocabulary's
+    `rank` (open sets: only the values present are ranked)."""
     present = con.execute(
         " UNION ".join(
-            f"SELECT DISTINCT '{column}', {column} FROM observations WHERE {column} IS NOT NULL"
+            f"SELECT DISTINCT '{column}', {column} FROM ordered WHERE {column} IS NOT NULL"
             for column in TROUBLE_COLUMNS
         )
     ).fetchall()
@@ -227,7 +228,7 @@ def materialize(con: duckdb.DuckDBPyConnection, piece: str) -> None:
     for upstream in PIECES[piece]:
         define(con, upstream)
     con.execute(f"CREATE TEMP TABLE {piece} AS {sql(piece)}")
-    if piece == "observations":
+    if piece == "ordered":  # this batch's values
         rank_values(con)
 
 
@@ -399,8 +400,13 @@ OBSERVED = pa.schema(
 CADENCE = pa.schema([("config_id", TEXT), ("day_us", MICROS), ("max_gap_us", MICROS)])
 PIECE = pa.schema(
     [
-        *OBSERVED,
-        ("max_gap_us", MICROS),
+        ("config_id", TEXT),
+        ("at_us", MICROS),
+        ("day_us", MICROS),
+        ("state", TEXT),
+        ("can_send_message", TEXT),
+        ("quality_rating", TEXT),
+        ("phone_status", TEXT),
         ("start_us", MICROS),
         ("end_us", MICROS),
         ("seconds", pa.float64()),

@@ -45,7 +45,8 @@ def observations(polls: pd.DataFrame, policy: Policy = DEFAULT_POLICY) -> pd.Dat
 def intervals(obs: pd.DataFrame, policy: Policy = DEFAULT_POLICY) -> pd.DataFrame:
     """Each observation's holding time, split at UTC midnight: one row per (observation, day).
 
-    Columns: the observation's, plus `start`, `end`, `seconds`, and `day` of the piece. An
-    observation holds at most its `max_gap` (computed from `policy` when `obs` lacks it).
+    Columns: the observation's number, time and states, plus `start`, `end`, `seconds`, and
+    `day` of the piece. An observation holds at most its `max_gap` (computed from `policy`
+    when `obs` lacks it).
     """
     return engine.run_on("pieces", obs, policy, order="config_id, start_us")

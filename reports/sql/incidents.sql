@@ -1,15 +1,16 @@
 -- Maximal runs of `down` (kind `down`) and of BLOCKED messaging (kind `blocked`) per number.
 -- An incident starts at its first bad observation and ends at the first good one after it;
 -- unknown observations in between neither end nor extend it. Without a recovery it is
--- `ongoing` and lasts until its last bad observation stops holding.
+-- `ongoing` and lasts until its last bad observation stops holding. Only the first and last
+-- observation of each stretch of equal values can start or end a run: the rest are left out.
 WITH known AS (
     SELECT {DOWN} AS kind, config_id, seq, at_us, max_gap_us, state = {DOWN} AS bad
     FROM observations
-    WHERE state IN {KNOWN_STATES}
+    WHERE state IN {KNOWN_STATES} AND state_edge
     UNION ALL
     SELECT 'blocked', config_id, seq, at_us, max_gap_us, can_send_message = {BLOCKED}
     FROM observations
-    WHERE can_send_message IN {MESSAGING}
+    WHERE can_send_message IN {MESSAGING} AND can_send_message_edge
 ),
 marked AS (
     SELECT

@@ -1,6 +1,6 @@
 -- Observations as polled. An `ok` poll is an observation of its body: one per (config_id,
--- checked_at), since Kapso's cache repeats a body for 3 minutes (a body's first poll is kept;
--- `polls_of_body` counts its polls).
+-- checked_at), since Kapso's cache repeats a body for 3 minutes (`polls_of_body`
+-- counts its polls).
 -- A failed or skipped poll is an observation of an unknown state at its `polled_at`. Times are
 -- microseconds since 1970 (UTC); `day_us` is the observation's UTC midnight.
 WITH polled AS (
@@ -24,10 +24,10 @@ bodies AS (
         true AS ok,
         min(polled_us) AS polled_us,
         count(*) AS polls_of_body,
-        arg_min_null(status, polled_us) AS status,
-        arg_min_null(quality_rating, polled_us) AS quality_rating,
-        arg_min_null(can_send_message, polled_us) AS can_send_message,
-        arg_min_null(phone_status, polled_us) AS phone_status
+        any_value(status) AS status,  -- a body's polls agree: it is one body
+        any_value(quality_rating) AS quality_rating,
+        any_value(can_send_message) AS can_send_message,
+        any_value(phone_status) AS phone_status
     FROM polled
     WHERE ok
     GROUP BY config_id, at_us

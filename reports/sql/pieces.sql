@@ -1,7 +1,16 @@
--- Each observation's holding time, split at UTC midnight: one row per (observation, day). An
--- observation holds until its number's next one, at most its `max_gap_us`.
+-- Each observation's holding time, split at UTC midnight: one row per (observation, day), with
+-- the states it holds. An observation holds until its number's next one, at most its
+-- `max_gap_us`.
 WITH held AS (
-    SELECT *, least(coalesce(next_us, at_us + max_gap_us), at_us + max_gap_us) AS until_us
+    SELECT
+        config_id,
+        at_us,
+        day_us,
+        state,
+        can_send_message,
+        quality_rating,
+        phone_status,
+        least(coalesce(next_us, at_us + max_gap_us), at_us + max_gap_us) AS until_us
     FROM observations
 ),
 split AS (  -- most pieces stay inside their day; the others are cut at each midnight

@@ -85,9 +85,14 @@ CASES = {
 }
 
 
+@pytest.mark.parametrize("batches", [1, 3])
 @pytest.mark.parametrize("case", CASES)
-def test_every_table_equals_the_pandas_report(history: ParquetStore, case: str) -> None:
+def test_every_table_equals_the_pandas_report(
+    history: ParquetStore, case: str, batches: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
     days, policy = CASES[case]
+    rows = NUMBERS * 96 * (len(days) + 2)  # about the polls rows read
+    monkeypatch.setattr("kapso_health.reports.build.REPORT_ROWS_PER_BATCH", rows // batches)
     new = build_reports(history, days, Policy(**policy))
     old = reference.build_reports(history, days, ReferencePolicy(**policy))
     assert set(new) == set(old) == set(KEYS)
