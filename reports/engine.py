@@ -256,7 +256,7 @@ def read_history(
         con.register(name, schema.empty_table())
         return
     if not getattr(history, "local", True):
-        con.register_filesystem(history.fs)
+        _register(con, history.fs)
     source = (
         f"read_parquet([{', '.join(map(sql_literal, paths))}], union_by_name = true, "
         "hive_partitioning = false)"
@@ -269,6 +269,13 @@ def read_history(
         for column in columns
     )
     con.execute(f"CREATE TEMP VIEW {name} AS SELECT {chosen} FROM {source}")
+
+
+def _register(con: duckdb.DuckDBPyConnection, fs: object) -> None:
+    """Let DuckDB read through `fs` (an fsspec filesystem), once per connection."""
+    protocol = fs.protocol if isinstance(fs.protocol, str) else fs.protocol[0]
+    if protocol not in con.list_filesystems():
+        con.register_filesystem(fs)
 
 
 _SQL_TYPES = {

@@ -40,11 +40,16 @@ incident_counts AS (
         day_us,
         count(*) FILTER (WHERE kind = {DOWN}) AS incidents,
         count(*) FILTER (WHERE kind = 'blocked') AS blocked_incidents,
-        -- recoveries on the day they end
-        avg(duration_seconds) FILTER (
-            WHERE kind = {DOWN} AND NOT ongoing AND end_us // {DAY} * {DAY} = day_us
-        ) AS mttr_seconds
-    FROM incident_days
+        -- recoveries on the day they end (integer sums: the same figure in any order)
+        sum(end_us - start_us) FILTER (WHERE recovered_that_day) / 1e6
+            / nullif(count(*) FILTER (WHERE recovered_that_day), 0) AS mttr_seconds
+    FROM (
+        SELECT
+            *,
+            kind = {DOWN} AND NOT ongoing AND end_us // {DAY} * {DAY} = day_us
+                AS recovered_that_day
+        FROM incident_days
+    ) AS marked
     GROUP BY config_id, day_us
 ),
 joined AS (
