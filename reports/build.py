@@ -107,8 +107,8 @@ def _build(history: HistoryReader, days: list[date], policy: Policy) -> dict[str
     return tables
 
 
-SHARED = (
-    "observations",
+SHARED = (  # read by several tables: computed once per batch, in this order
+    "ordered",
     "pieces",
     "transitions",
     "incident_days",
