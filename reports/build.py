@@ -87,15 +87,21 @@ def _build(history: HistoryReader, days: list[date], policy: Policy) -> dict[str
         margin = timedelta(days=1)  # observations just before or after the range hold into it
         first, last = days[0] - margin, days[-1] + margin
         engine.read_history(con, history, "polls", first, last, engine.POLL_COLUMNS, "all_polls")
-        engine.read_history(con, history, "checks", days[0], days[-1], CHECK_COLUMNS, "all_checks")
+        engine.read_history(con, history, "checks", days[0], days[-1], CHECK_COLUMNS)
         rows = con.execute("SELECT count(*) FROM all_polls").fetchone()[0]
         batches = max(1, ceil(rows / REPORT_ROWS_PER_BATCH))
+        con.execute("CREATE TEMP TABLE repeated (config_id VARCHAR, checked_us BIGINT)")
         parts = [number_tables(con, batch, batches) for batch in range(batches)]
+        # The checks of every number at once (one pass over the largest table), told apart by
+        # the repeated bodies all the batches found.
+        con.execute("CREATE OR REPLACE TEMP VIEW repeated_bodies AS SELECT * FROM repeated")
+        checks = engine.fetch(con, "check_pass_rates", "config_id, day_us, check_name")
     finally:
         con.close()
     tables = {
         name: pd.concat([part[name] for part in parts], ignore_index=True) for name in parts[0]
     }
+    tables["check_pass_rates"] = checks
     tables["needs_attention"] = worst_first(tables["needs_attention"])
     tables["changes_since_day_before"] = changes_since(tables.pop("state_moves"))
     numbers = to_pandas(history.read_arrow("numbers", None, days[-1]))
@@ -125,10 +131,9 @@ def number_tables(
     """The per-number tables of one batch of whole numbers (`batch` of `batches`, by a hash of
     the id): availability and quality (with each number's `project`), incidents and transitions
     on the report's days, what needs attention, state moves since the day before, and the names
-    the numbers were last observed with, and check pass rates."""
+    the numbers were last observed with. Its bodies polled twice go to `repeated`."""
     only = "" if batches == 1 else f" WHERE hash(config_id) % {batches} = {batch}"
-    for table in ("polls", "checks"):
-        con.execute(f"CREATE OR REPLACE TEMP VIEW {table} AS SELECT * FROM all_{table}{only}")
+    con.execute(f"CREATE OR REPLACE TEMP VIEW polls AS SELECT * FROM all_polls{only}")
     for shared in SHARED:
         engine.materialize(con, shared)
     in_range = "day_us IN (SELECT day_us FROM report_days)"
@@ -142,8 +147,8 @@ def number_tables(
         "needs_attention": engine.fetch(con, "needs_attention"),
         "state_moves": engine.fetch(con, "state_moves"),
         "observed_names": engine.fetch(con, "observed_names"),
-        "check_pass_rates": engine.fetch(con, "check_pass_rates", "config_id, day_us, check_name"),
     }
+    con.execute("INSERT INTO repeated SELECT * FROM repeated_bodies")
     for shared in reversed(SHARED):
         con.execute(f"DROP TABLE {shared}")
     return tables
