@@ -26,7 +26,6 @@ from kapso_health.simulator.history import FIRST_DAY, write_day
 from kapso_health.tasks.schemas import TABLES
 from kapso_health.tasks.storage import ParquetStore
 from tests.reports.reference import build as reference
-from tests.reports.reference.timeline import Policy as ReferencePolicy
 
 NUMBERS, DAYS = 80, 4
 KEYS = {
@@ -94,7 +93,7 @@ def test_every_table_equals_the_pandas_report(
     rows = NUMBERS * 96 * (len(days) + 2)  # about the polls rows read
     monkeypatch.setattr("kapso_health.reports.build.REPORT_ROWS_PER_BATCH", rows // batches)
     new = build_reports(history, days, Policy(**policy))
-    old = reference.build_reports(history, days, ReferencePolicy(**policy))
+    old = reference.build_reports(history, days, Policy(**policy))
     assert set(new) == set(old) == set(KEYS)
     assert len(old["availability_daily"]) == NUMBERS * len(days)  # deleted ones too (404s)
     assert len(old["incidents"]) > 0 and len(old["quality_transitions"]) > 0

@@ -5,7 +5,17 @@ from __future__ import annotations
 import subprocess
 import sys
 
-REPORT_MODULES = ("availability", "build", "html", "quality", "rollup", "schemas", "timeline")
+REPORT_MODULES = (
+    "availability",
+    "build",
+    "engine",
+    "html",
+    "policy",
+    "quality",
+    "rollup",
+    "schemas",
+    "timeline",
+)
 
 
 def test_reports_import_neither_prefect_nor_storage() -> None:

@@ -15,61 +15,14 @@ range's lower bound. `observations` puts the gap that applies on each row (`max_
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from datetime import timedelta
-
 import numpy as np
 import pandas as pd
 
-from kapso_health.tasks.settings import (
-    CADENCE_GAP_FACTOR,
-    CADENCE_GAP_MAX_MINUTES,
-    CADENCE_GAP_MIN_MINUTES,
-    MAX_GAP_MINUTES,
-)
-from kapso_health.tasks.vocabulary import DEGRADED, REPORT_STATES, UNKNOWN, UP, Outcome
+from kapso_health.reports.policy import DAY, DEFAULT_POLICY, Policy
+from kapso_health.tasks.vocabulary import UNKNOWN, Outcome
 
-DAY = pd.Timedelta(days=1)
+__all__ = ["DAY", "DEFAULT_POLICY", "Policy"]
 
-
-@dataclass(frozen=True)
-class Policy:
-    """How statuses count, and how long an observation holds. `max_gap=None` is the README's
-    default (each number's cadence; the flow and the command line use it); `Policy()` keeps a
-    fixed 30 minutes, which hand-worked examples rely on."""
-
-    states: dict[str, str] = field(default_factory=lambda: dict(REPORT_STATES))
-    degraded_counts_as_up: bool = True
-    max_gap: timedelta | None = timedelta(minutes=MAX_GAP_MINUTES)  # None: per-number cadence
-    cadence_factor: float = CADENCE_GAP_FACTOR
-    cadence_range: tuple[timedelta, timedelta] = (
-        timedelta(minutes=CADENCE_GAP_MIN_MINUTES),
-        timedelta(minutes=CADENCE_GAP_MAX_MINUTES),
-    )
-
-    def available(self) -> tuple[str, ...]:
-        return (UP, DEGRADED) if self.degraded_counts_as_up else (UP,)
-
-    def gap_rule(self) -> str:
-        """How long an observation holds, in words (for the page and the artifacts)."""
-        if self.max_gap is not None:
-            return f"a fixed {_duration(self.max_gap)} (max gap set explicitly)"
-        low, high = self.cadence_range
-        return (
-            f"each number's own cadence: {self.cadence_factor:g} x its median interval between "
-            f"observations that day and the day before, within {_duration(low)} to "
-            f"{_duration(high)} ({_duration(low)} without two observations to measure)"
-        )
-
-
-def _duration(span: timedelta) -> str:
-    minutes = span.total_seconds() / 60
-    if minutes >= 120 and minutes % 60 == 0:
-        return f"{minutes / 60:g} h"
-    return f"{minutes:g} min"
-
-
-DEFAULT_POLICY = Policy()
 OBSERVATION_COLUMNS = [
     "config_id",
     "at",
