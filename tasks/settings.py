@@ -47,9 +47,9 @@ CADENCE_GAP_FACTOR = 1.5
 CADENCE_GAP_MIN_MINUTES = MAX_GAP_MINUTES
 CADENCE_GAP_MAX_MINUTES = 180
 # The report's engine (DuckDB) spills to disk beyond this much memory; with the report's own
-# tables beside it, a report of any range stays inside 2 GB on a 2-core worker.
+# tables beside it, 30 days of 10,000 numbers peaked at 1.97 GB (BENCHMARKS.md, `report`).
 REPORT_MEMORY_LIMIT = "1GB"
-REPORT_ROWS_PER_BATCH = 8_000_000  # polls rows the engine works on at once (whole numbers)
+REPORT_ROWS_PER_BATCH = 12_000_000  # polls rows the engine works on at once (whole numbers)
 GLOBAL_LIMIT_NAME = "kapso-health-api"
 SCHEDULE_MINUTES = 15.0  # the scheduled collection's interval (prefect.yaml: */15)
 WINDOW_MINUTES = 14.5  # its rolling window: the interval less half a minute, so runs never overlap
