@@ -63,7 +63,7 @@ def daily_report(
     plus a self-contained HTML page in `out` (default `<storage>/reports/html`). `storage`
     defaults to the Prefect Variable `kapso_health_storage`, `KAPSO_HEALTH_STORAGE`, `./data`.
     An observation holds at most `max_gap_minutes` when given, else its number's own cadence
-    (see `reports.timeline`)."""
+    (see `reports.policy`)."""
     logger = get_run_logger()
     storage = configured("storage", storage, DEFAULT_STORAGE)
     days = report_days(day, to)

@@ -3,7 +3,8 @@
 The engine (`engine.py`: DuckDB running the SQL pieces of `sql/`) reads the history's live
 files in place and computes the per-number tables for a batch of whole numbers at a time (one
 batch unless the range holds more than REPORT_ROWS_PER_BATCH polls rows), spilling to disk
-beyond its memory limit, so memory stays bounded however long the range. pandas takes the
+beyond its memory limit: the engine's memory is capped however long the range (the finished
+tables, numbers x days rows, come on top). pandas takes the
 results: the roll-ups, the names, the details of what needs attention. The history comes in
 through `HistoryReader` (the store satisfies it): this package imports neither Prefect nor the
 storage layer.
@@ -74,10 +75,16 @@ def build_reports(
     for attempt in range(READ_ATTEMPTS):
         try:
             return _build(history, days, policy)
-        except duckdb.IOException:
-            if attempt == READ_ATTEMPTS - 1:
+        except duckdb.IOException as error:
+            if attempt == READ_ATTEMPTS - 1 or not _file_gone(error):
                 raise
     raise AssertionError("unreachable")
+
+
+def _file_gone(error: duckdb.IOException) -> bool:
+    """Whether DuckDB failed because a listed file is gone (not a full disk, say)."""
+    text = str(error).lower()
+    return any(sign in text for sign in ("no files found", "no such file", "not found"))
 
 
 def _build(history: HistoryReader, days: list[date], policy: Policy) -> dict[str, pd.DataFrame]:
@@ -140,7 +147,9 @@ def number_tables(
     tables = {
         "availability_daily": _with_project(con, "availability_daily"),
         "quality_daily": _with_project(con, "quality_daily"),
-        "incidents": engine.fetch(con, "incident_days", "config_id, start_us, kind", in_range),
+        "incidents": engine.fetch(
+            con, "incident_days", "config_id, start_us, kind, day_us", in_range
+        ),
         "quality_transitions": engine.fetch(
             con, "transitions", "field DESC, config_id, at_us", in_range
         ),

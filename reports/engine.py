@@ -25,11 +25,13 @@ from importlib.resources import files
 import duckdb
 import pandas as pd
 import pyarrow as pa
+import pyarrow.dataset as ds
 
 from kapso_health.reports.policy import DAY, Policy
 from kapso_health.tasks.schemas import DEFAULT_PROJECT, TABLES
 from kapso_health.tasks.settings import REPORT_MEMORY_LIMIT
 from kapso_health.tasks.vocabulary import (
+    ASPECT_OF_COLUMN,
     AVAILABLE,
     BLOCKED,
     DEGRADED,
@@ -46,7 +48,7 @@ from kapso_health.tasks.vocabulary import (
 )
 
 DAY_US = int(DAY.total_seconds() * 1_000_000)
-TROUBLE_COLUMNS = ("quality_rating", "phone_status")  # the fields `value_ranks` ranks
+RANKED_COLUMNS = ("quality_rating", "phone_status")  # the columns `value_ranks` ranks
 
 # piece -> the relations it reads (parameters and history tables are not pieces)
 PIECES: dict[str, tuple[str, ...]] = {
@@ -195,10 +197,10 @@ def rank_values(con: duckdb.DuckDBPyConnection) -> None:
     present = con.execute(
         " UNION ".join(
             f"SELECT DISTINCT '{column}', {column} FROM ordered WHERE {column} IS NOT NULL"
-            for column in TROUBLE_COLUMNS
+            for column in RANKED_COLUMNS
         )
     ).fetchall()
-    ranked = [(field, value, rank(field, value)) for field, value in present]
+    ranked = [(column, value, rank(ASPECT_OF_COLUMN[column], value)) for column, value in present]
     ranked = [row for row in ranked if row[2] is not None]
     con.register(
         "value_ranks",
@@ -255,6 +257,12 @@ def read_history(
     if not paths:
         con.register(name, schema.empty_table())
         return
+    if any(char in path for path in paths for char in GLOB_CHARACTERS):
+        # DuckDB would read such a path as a pattern: hand it these files through Arrow
+        exact = [history.fs._strip_protocol(path) for path in paths]
+        dataset = ds.dataset(exact, schema=schema, format="parquet", filesystem=history.fs)
+        con.register(name, dataset)
+        return
     if not getattr(history, "local", True):
         _register(con, history.fs)
     source = (
@@ -269,6 +277,9 @@ def read_history(
         for column in columns
     )
     con.execute(f"CREATE TEMP VIEW {name} AS SELECT {chosen} FROM {source}")
+
+
+GLOB_CHARACTERS = "*?[{"
 
 
 def _register(con: duckdb.DuckDBPyConnection, fs: object) -> None:
@@ -442,7 +453,7 @@ TRANSITION = pa.schema(
         ("worse", pa.bool_()),
     ]
 )
-TIMES = ("at", "day", "start", "end", "max_gap")
+TIMES = ("at", "day", "start", "end", "polled", "max_gap")
 
 
 def table_of(frame: pd.DataFrame, schema: pa.Schema) -> pa.Table:

@@ -21,7 +21,7 @@ from kapso_health.tasks.settings import (
     CADENCE_GAP_MIN_MINUTES,
     MAX_GAP_MINUTES,
 )
-from kapso_health.tasks.vocabulary import DEGRADED, REPORT_STATES, UP
+from kapso_health.tasks.vocabulary import REPORT_STATES
 
 DAY = pd.Timedelta(days=1)
 
@@ -40,9 +40,6 @@ class Policy:
         timedelta(minutes=CADENCE_GAP_MIN_MINUTES),
         timedelta(minutes=CADENCE_GAP_MAX_MINUTES),
     )
-
-    def available(self) -> tuple[str, ...]:
-        return (UP, DEGRADED) if self.degraded_counts_as_up else (UP,)
 
     def gap_rule(self) -> str:
         """How long an observation holds, in words (for the page and the artifacts)."""

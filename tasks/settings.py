@@ -46,8 +46,8 @@ MAX_GAP_MINUTES = 30  # the report's fixed max gap, when one is asked for (--max
 CADENCE_GAP_FACTOR = 1.5
 CADENCE_GAP_MIN_MINUTES = MAX_GAP_MINUTES
 CADENCE_GAP_MAX_MINUTES = 180
-# The report's engine (DuckDB) spills to disk beyond this much memory; with the report's own
-# tables beside it, 30 days of 10,000 numbers peaked at 1.97 GB (BENCHMARKS.md, `report`).
+# The report's engine (DuckDB) spills to disk beyond this much memory; the report's own tables
+# come on top (BENCHMARKS.md, `report`, has the peaks measured).
 REPORT_MEMORY_LIMIT = "1GB"
 REPORT_ROWS_PER_BATCH = 12_000_000  # polls rows the engine works on at once (whole numbers)
 GLOBAL_LIMIT_NAME = "kapso-health-api"

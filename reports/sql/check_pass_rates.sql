@@ -41,8 +41,8 @@ SELECT
     config_id,
     day_us,
     check_name,
-    coalesce(sum(observations) FILTER (WHERE passed), 0) AS passed,
-    coalesce(sum(observations) FILTER (WHERE NOT passed), 0) AS failed,
+    CAST(coalesce(sum(observations) FILTER (WHERE passed), 0) AS BIGINT) AS passed,
+    CAST(coalesce(sum(observations) FILTER (WHERE NOT passed), 0) AS BIGINT) AS failed,
     coalesce(sum(observations) FILTER (WHERE passed), 0)
         / nullif(sum(observations) FILTER (WHERE passed IS NOT NULL), 0) AS pass_rate
 FROM counted

@@ -111,6 +111,8 @@ def _assert_same(name: str, new: pd.DataFrame, old: pd.DataFrame, keys: list[str
         a, b = new[column], old[column]
         where = f"{name}.{column}"
         assert (a.isna().to_numpy() == b.isna().to_numpy()).all(), where
+        if pd.api.types.is_integer_dtype(b):  # counts stay integers, not decimals or floats
+            assert pd.api.types.is_integer_dtype(a), where
         a, b = a[b.notna()], b[b.notna()]
         if pd.api.types.is_datetime64_any_dtype(b):
             gap = (pd.to_datetime(a, utc=True) - pd.to_datetime(b, utc=True)).abs()

@@ -46,6 +46,16 @@ def test_a_compaction_left_half_done_is_read_once(history: ParquetStore, tmp_pat
     _assert_same(build_reports(history, [DAY], Policy()), expected)
 
 
+def test_a_root_whose_path_looks_like_a_pattern_is_read_as_it_is(
+    history: ParquetStore, tmp_path: Path
+) -> None:
+    """DuckDB reads `[`, `*`, `?` in a path as a pattern: such a root is still read exactly."""
+    odd = tmp_path / "fleet[1]"
+    shutil.copytree(history.root, odd)
+    (tmp_path / "fleet1").mkdir()  # what the pattern would match instead
+    _assert_same(build_reports(ParquetStore(str(odd)), [DAY], Policy()), quiet_report(history))
+
+
 class CompactedAfterListing(ParquetStore):
     """A store whose first listing of each table is made just before a compaction replaces
     those files: the report reads files that are gone, and must list again."""

@@ -95,7 +95,7 @@ def daily_availability(
     table = pd.DataFrame(index=grid)
     for state in (UP, DOWN, DEGRADED, UNKNOWN):
         table[f"polls_{state}"] = samples[state].astype("int64")
-    available = list(policy.available())
+    available = [UP, DEGRADED] if policy.degraded_counts_as_up else [UP]
     counted = samples[[UP, DEGRADED, DOWN]].sum(axis=1)
     table["availability_samples"] = _ratio(samples[available].sum(axis=1), counted)
     known_seconds = seconds[list(KNOWN_STATES)].sum(axis=1)
