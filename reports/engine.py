@@ -90,6 +90,7 @@ PIECES: dict[str, tuple[str, ...]] = {
 
 
 def sql_literal(value: object) -> str:
+    """`value` written in SQL: a quoted text, a number, or a parenthesised list of them."""
     if isinstance(value, tuple | list | frozenset):
         return "(" + ", ".join(sql_literal(item) for item in value) + ")"
     if isinstance(value, str):
@@ -103,6 +104,7 @@ def _each_rating(template: str) -> str:
     )
 
 
+@cache
 def vocabulary() -> dict[str, str]:
     """The words the SQL uses, as SQL literals, from the one vocabulary."""
     from kapso_health.reports.attention import problems_sql, severity_sql
@@ -138,12 +140,7 @@ def vocabulary() -> dict[str, str]:
 def sql(piece: str) -> str:
     """The SELECT of `piece`, its vocabulary filled in."""
     text = files("kapso_health.reports").joinpath("sql", f"{piece}.sql").read_text()
-    return text.format_map(_vocabulary())
-
-
-@cache
-def _vocabulary() -> dict[str, str]:
-    return vocabulary()
+    return text.format_map(vocabulary())
 
 
 def connect(memory_limit: str = REPORT_MEMORY_LIMIT) -> duckdb.DuckDBPyConnection:
