@@ -4,6 +4,7 @@ and column sort from a few lines of inline script, and the page reads whole with
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from html import escape
 
 import pandas as pd
@@ -132,7 +133,9 @@ def _project_of(availability: pd.DataFrame) -> pd.Series | None:
     return availability.drop_duplicates("config_id").set_index("config_id")["project"]
 
 
-def _beside(frame: pd.DataFrame, project: pd.Series | None, names: pd.Series) -> pd.DataFrame:
+def _beside(
+    frame: pd.DataFrame, project: pd.Series | None, names: Mapping[str, str]
+) -> pd.DataFrame:
     """`frame` with its numbers as people know them, and their project (when there are
     several)."""
     frame = frame.assign(number=[number_label(n, names) for n in frame["config_id"]])
@@ -199,14 +202,14 @@ def _heatmap(
     column: str,
     colour,
     project: pd.Series | None = None,
-    names: pd.Series | None = None,
+    names: Mapping[str, str] | None = None,
 ) -> str:
     """A row per number (grouped by project when there are several), a column per day; each
     row labelled with the number's name (its id when none is known)."""
     if frame.empty:
         return "<p class=note>No numbers.</p>"
     grid = frame.pivot(index="config_id", columns="day", values=column)
-    known = pd.Series(dtype="string") if names is None else names
+    known = names or {}
     labels = [number_label(number, known)[:34] for number in grid.index]
     if project is not None:
         owner = grid.index.map(project).astype(str)
@@ -217,10 +220,8 @@ def _heatmap(
     cells = []
     for row, ((number, values), label) in enumerate(zip(grid.iterrows(), labels, strict=True)):
         y = 20 + row * CELL
-        cells.append(
-            f'<text x="0" y="{y + CELL - 3}">{escape(label)}'
-            f"<title>{escape(number_label(number, known))}</title></text>"
-        )
+        full = escape(number_label(number, known))
+        cells.append(f'<text x="0" y="{y + CELL - 3}">{escape(label)}<title>{full}</title></text>')
         for col, (day, value) in enumerate(values.items()):
             shown = (
                 "no data"
@@ -230,7 +231,7 @@ def _heatmap(
             cells.append(
                 f'<rect class=cell x="{LABEL + col * CELL}" y="{y}" width="{CELL - 1}" '
                 f'height="{CELL - 1}" fill="{colour(value)}"><title>'
-                f"{escape(number_label(number, known))} {day:%Y-%m-%d}: {escape(shown)}"
+                f"{full} {day:%Y-%m-%d}: {escape(shown)}"
                 "</title></rect>"
             )
     return f'<svg class=chart width="{width}" height="{height}" role="img">{"".join(cells)}</svg>'
@@ -256,7 +257,7 @@ def _legend() -> str:
     )
 
 
-def _worst(availability: pd.DataFrame, project: pd.Series | None, names: pd.Series) -> str:
+def _worst(availability: pd.DataFrame, project: pd.Series | None, names: Mapping[str, str]) -> str:
     worst = _beside(worst_numbers(availability, WORST_ROWS), project, names)
     columns = [*(["project"] if project is not None else []), "number"]
     columns += [c for c in worst.columns if c not in ("config_id", "number", "project")]

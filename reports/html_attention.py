@@ -4,6 +4,7 @@ before"."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from html import escape
 
 import pandas as pd
@@ -20,15 +21,15 @@ ATTENTION_HEAD = [
 ]
 
 
-def names_of(tables: dict[str, pd.DataFrame]) -> pd.Series:
+def names_of(tables: dict[str, pd.DataFrame]) -> dict[str, str]:
     """`config_id` → how a person knows the number (name · phone · customer (id))."""
     names = tables.get("number_names")
     if names is None or names.empty:
-        return pd.Series(dtype="string")
-    return names.set_index("config_id")["label"]
+        return {}
+    return dict(zip(names["config_id"], names["label"], strict=True))
 
 
-def number_label(config_id: object, names: pd.Series) -> str:
+def number_label(config_id: object, names: Mapping[str, str]) -> str:
     return str(names.get(config_id, config_id))
 
 
@@ -38,13 +39,14 @@ def attention_section(tables: dict[str, pd.DataFrame], project: pd.Series | None
     if attention.empty:
         return title + "<p class=note>No number is in trouble at the end of the period.</p>"
     names = names_of(tables)
-    checks = tables["attention_checks"].groupby("config_id")
-    errors = tables["attention_entity_errors"].groupby("config_id")
+    checks = _by_number(tables["attention_checks"])
+    errors = _by_number(tables["attention_entity_errors"])
     head = ["project", *ATTENTION_HEAD] if project is not None else ATTENTION_HEAD
     body = []
     for row in attention.itertuples(index=False):
         cells = [escape(number_label(row.config_id, names)), escape(row.problems)]
-        cells += [_since(row), _checks(checks, row.config_id), _errors(errors, row.config_id)]
+        found = checks.get(row.config_id, []), errors.get(row.config_id, [])
+        cells += [_since(row), _checks(found[0]), _errors(found[1])]
         cells.append(_last_good(row))
         if project is not None:
             cells.insert(0, escape(str(row.project)))
@@ -77,22 +79,25 @@ def _since(row: object) -> str:
     return escape(f"{prefix}{_when(row.since)} ({hours:,.1f} h by the end)")
 
 
-def _checks(groups: object, number: str) -> str:
-    if number not in groups.groups:
-        return ""
+def _by_number(frame: pd.DataFrame) -> dict[str, list[dict]]:
+    """The rows of `frame` as records, by number (no namedtuple class per number)."""
+    return {
+        number: rows.to_dict("records") for number, rows in frame.groupby("config_id", sort=False)
+    }
+
+
+def _checks(found: list[dict]) -> str:
     return "<br>".join(
         f"<b>{escape(str(c['check_name']))}</b>: "
         + escape(str(c["error"]) if pd.notna(c["error"]) else "failed")
         + (f" (Meta code {int(c['meta_error_code'])})" if pd.notna(c["meta_error_code"]) else "")
-        for c in groups.get_group(number).to_dict("records")  # no namedtuple class per number
+        for c in found
     )
 
 
-def _errors(groups: object, number: str) -> str:
-    if number not in groups.groups:
-        return ""
+def _errors(found: list[dict]) -> str:
     lines = []
-    for e in groups.get_group(number).to_dict("records"):
+    for e in found:
         text = f"{e['entity_type']} {e['entity_id']}: {e['can_send_message']}"
         if pd.notna(e["error_code"]):
             detail = e["error_description"] if pd.notna(e["error_description"]) else ""
