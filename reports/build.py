@@ -125,7 +125,7 @@ SHARED = (  # read by several tables: computed once per batch, in this order
     "pieces",
     "transitions",
     "incident_days",
-    "projects",
+    "seen_numbers",
     "repeated_bodies",
     "known_observations",
     "newest_known",
@@ -144,9 +144,11 @@ def number_tables(
     for shared in SHARED:
         engine.materialize(con, shared)
     in_range = "day_us IN (SELECT day_us FROM report_days)"
+    seen = engine.fetch(con, "seen_numbers")
+    project = seen.set_index("config_id")["project"]
     tables = {
-        "availability_daily": _with_project(con, "availability_daily"),
-        "quality_daily": _with_project(con, "quality_daily"),
+        "availability_daily": _with_project(con, "availability_daily", project),
+        "quality_daily": _with_project(con, "quality_daily", project),
         "incidents": engine.fetch(
             con, "incident_days", "config_id, start_us, kind, day_us", in_range
         ),
@@ -155,7 +157,7 @@ def number_tables(
         ),
         "needs_attention": engine.fetch(con, "needs_attention"),
         "state_moves": engine.fetch(con, "state_moves"),
-        "observed_names": engine.fetch(con, "observed_names"),
+        "observed_names": seen.drop(columns="project"),
     }
     con.execute("INSERT INTO repeated SELECT * FROM repeated_bodies")
     for shared in reversed(SHARED):
@@ -163,11 +165,11 @@ def number_tables(
     return tables
 
 
-def _with_project(con: duckdb.DuckDBPyConnection, piece: str) -> pd.DataFrame:
-    """`piece` (rows per number and day) with its numbers' `project` beside `config_id`, `day`."""
+def _with_project(con: duckdb.DuckDBPyConnection, piece: str, project: pd.Series) -> pd.DataFrame:
+    """`piece` (rows per number and day) with its numbers' `project` (`config_id` → project)
+    beside `config_id` and `day`."""
     table = engine.fetch(con, piece, "config_id, day_us")
-    projects = engine.fetch(con, "projects").set_index("config_id")["project"]
-    table.insert(2, "project", table["config_id"].map(projects).astype("string"))
+    table.insert(2, "project", table["config_id"].map(project).astype("string"))
     return table
 
 

@@ -80,12 +80,11 @@ PIECES: dict[str, tuple[str, ...]] = {
     ),
     "repeated_bodies": ("observations",),
     "check_pass_rates": ("checks", "repeated_bodies", "report_days"),
-    "projects": ("polls",),
+    "seen_numbers": ("polls",),
     "known_observations": ("polls", "report_period"),
     "newest_known": ("known_observations", "report_period"),
     "needs_attention": ("newest_known", "known_observations", "report_period"),
     "state_moves": ("newest_known",),
-    "observed_names": ("polls",),
 }
 
 
@@ -456,21 +455,19 @@ TIMES = ("at", "day", "start", "end", "polled", "max_gap")
 def table_of(frame: pd.DataFrame, schema: pa.Schema) -> pa.Table:
     """A pandas frame as an Arrow table in `schema` (timestamps as `*_us`, missing columns
     null)."""
-    frame = to_engine(frame, TIMES)
-    for name in schema.names:
-        if name not in frame:
-            frame[name] = None
-    return pa.Table.from_pandas(frame[schema.names], schema=schema, preserve_index=False)
+    return _in_schema(to_engine(frame, TIMES), schema)
 
 
 def polls_table(polls: pd.DataFrame) -> pa.Table:
     """The report's columns of a polls frame, in the stored schema (missing ones null)."""
-    schema = pa.schema([TABLES["polls"].field(name) for name in POLL_COLUMNS])
-    frame = polls.copy()
-    for name in schema.names:
-        if name not in frame:
-            frame[name] = None
-    return pa.Table.from_pandas(frame[schema.names], schema=schema, preserve_index=False)
+    return _in_schema(polls, pa.schema([TABLES["polls"].field(name) for name in POLL_COLUMNS]))
+
+
+def _in_schema(frame: pd.DataFrame, schema: pa.Schema) -> pa.Table:
+    """`frame` in `schema`; a column it lacks reads as null (None: any type takes it)."""
+    missing = {name: None for name in schema.names if name not in frame}
+    present = frame.assign(**missing)[schema.names]
+    return pa.Table.from_pandas(present, schema=schema, preserve_index=False)
 
 
 def run_on(
