@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import time
+from datetime import datetime
 
 import anyio
 from prefect.client.orchestration import PrefectClient
-from prefect.events.filters import EventFilter, EventNameFilter
+from prefect.events.filters import EventFilter, EventNameFilter, EventOccurredFilter
 
 
 async def stored_events(
@@ -15,12 +16,14 @@ async def stored_events(
     name: str | None = None,
     at_least: int = 1,
     timeout: float = 30.0,
+    since: datetime | None = None,
 ) -> list:
     """Events by name prefix or exact name, once at least `at_least` are stored (or on timeout)."""
     names = EventNameFilter(prefix=[prefix] if prefix else None, name=[name] if name else None)
+    occurred = {"occurred": EventOccurredFilter(since=since)} if since else {}
     deadline = time.monotonic() + timeout
     while True:
-        page = await client.read_events(EventFilter(event=names), limit=50)
+        page = await client.read_events(EventFilter(event=names, **occurred), limit=50)
         events = list(page.events)
         while page.next_page is not None:
             page = await client.read_events_page(page.next_page)
