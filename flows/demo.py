@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections import Counter
 from datetime import UTC, date, datetime, timedelta
 from typing import Annotated, Any
 
@@ -13,6 +12,7 @@ from pydantic import Field
 
 from kapso_health.flows.steps import (
     Progress,
+    Stored,
     poll_and_store,
     resolve_numbers,
     run_summary,
@@ -20,6 +20,8 @@ from kapso_health.flows.steps import (
 from kapso_health.simulator.process import RunningSimulator
 from kapso_health.tasks.client import KapsoClient
 from kapso_health.tasks.clock import ShiftedClock
+from kapso_health.tasks.flatten import polled_id_column
+from kapso_health.tasks.last_observations import Known
 from kapso_health.tasks.settings import (
     DEMO_DAYS,
     DEMO_EVERY_MINUTES,
@@ -69,8 +71,6 @@ async def demo_history(
     store = ParquetStore(storage)
     store.mark_simulated()
     clock = ShiftedClock()
-    counts: Counter[tuple[str, str | None]] = Counter()
-    alerts: Counter[str] = Counter()
     started = time.monotonic()
 
     async def move_clocks(at: datetime) -> None:
@@ -88,21 +88,24 @@ async def demo_history(
             len(numbers.ids),
             every_minutes,
         )
+        known = Known.read(store, clock(), "", polled_id_column(flavour))
+        stored = Stored()
         async with Progress(rounds * len(numbers.ids)) as progress:
             for index in range(rounds):
                 at = start + index * step
                 await move_clocks(at)
-                found, _, changes = await poll_and_store(
+                await poll_and_store(
                     client,
                     numbers.ids,
                     store,
                     f"demo-{at:%Y%m%dT%H%M}",
                     len(numbers.ids) or 1,
                     progress,
+                    known,
+                    stored,
                     numbers.known_ids,
                 )
-                counts.update(found)
-                alerts.update(changes)
+        counts, alerts = stored.counts, stored.alerts
         client.raise_for_auth()
         requests, throttled = client.limiter.requests, client.limiter.throttled
     summary = run_summary(

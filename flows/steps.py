@@ -11,6 +11,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+import pandas as pd
 import pyarrow as pa
 from prefect import get_run_logger, task
 from prefect.artifacts import acreate_progress_artifact, aupdate_progress_artifact
@@ -23,16 +24,21 @@ from kapso_health.tasks.client import KapsoAuthError, KapsoClient, KapsoListErro
 from kapso_health.tasks.compaction import finish_compactions
 from kapso_health.tasks.fetch import clean_ids, numbers_table, poll_numbers
 from kapso_health.tasks.flatten import NumberIds, flatten_polls, number_ids, polled_id_column
-from kapso_health.tasks.last_observations import last_observations, last_seen, recent_number_ids
+from kapso_health.tasks.last_observations import (
+    SEEN_COLUMNS,
+    Known,
+    last_seen,
+    recent_number_ids,
+)
 from kapso_health.tasks.limiter import SharedBudget
-from kapso_health.tasks.names import POLL_NAME_COLUMNS
-from kapso_health.tasks.plan import capacity, plan_polls
+from kapso_health.tasks.plan import capacity
 from kapso_health.tasks.poll import PollResult
 from kapso_health.tasks.projects import Project
-from kapso_health.tasks.schemas import DEFAULT_PROJECT
-from kapso_health.tasks.settings import ConnectionSettings
+from kapso_health.tasks.rolling import poll_rounds
+from kapso_health.tasks.schemas import DEFAULT_PROJECT, to_pandas
+from kapso_health.tasks.settings import LAST_REQUEST_SECONDS, ConnectionSettings
 from kapso_health.tasks.storage import ParquetStore
-from kapso_health.tasks.vocabulary import STATE_COLUMNS, Outcome
+from kapso_health.tasks.vocabulary import Outcome
 
 PROGRESS_EVERY_SECONDS = 5.0
 
@@ -167,6 +173,17 @@ async def list_numbers(
     return Numbers(polled, number_ids(numbers, flavour), written, customers)
 
 
+@dataclass
+class Stored:
+    """What polling and storing gave so far: (outcome, status) counts, the files written, the
+    state-change events emitted, and the polls rows (the planner's columns)."""
+
+    counts: Counter = field(default_factory=Counter)
+    written: set[str] = field(default_factory=set)
+    alerts: Counter = field(default_factory=Counter)
+    polls: list[pd.DataFrame] = field(default_factory=list)
+
+
 async def poll_and_store(
     client: KapsoClient,
     numbers: list[str],
@@ -174,57 +191,59 @@ async def poll_and_store(
     run_id: str,
     chunk_size: int,
     progress: Progress,
+    known: Known,
+    stored: Stored,
     known_ids: Mapping[str, NumberIds] | None = None,
     project: str = DEFAULT_PROJECT,
     customers: Mapping[str, str | None] | None = None,
-) -> tuple[Counter, set[str], Counter]:
-    """(outcome, status) counts, the files written, and the state-change events emitted.
-    Every number reached has exactly one row; with the client's `stop_at`, the numbers not
-    reached by then have none (the next run has them first)."""
+    part: str = "",
+) -> pd.DataFrame:
+    """Poll `numbers` (each at most once) in chunks and store them; adds to `stored`, moves
+    `known` on, and gives these polls' rows. Every number reached has exactly one row; with
+    the client's `stop_at`, the numbers not reached by then have none (the next round or run
+    has them first). `part` prefixes the chunks' file parts (a rolling run's round)."""
     flavour = client.settings.flavour
     polled_column = polled_id_column(flavour)
-    last = last_observations(
-        store,
-        client.clock(),
-        exclude_run=run_id,
-        columns=[*STATE_COLUMNS, *POLL_NAME_COLUMNS, "phone_number_id"],
-    ).to_pylist()
-    previous = {row["config_id"]: row["checked_at"] for row in last if row["checked_at"]}
-    states = {row["config_id"]: row for row in last}
-    skip_until = {row[polled_column]: row["retry_after"] for row in last if row["retry_after"]}
     # Chunks run a few at a time: enough to keep the in-flight budget busy at chunk edges.
     chunks = [numbers[i : i + chunk_size] for i in range(0, len(numbers), chunk_size)]
     parallel = asyncio.Semaphore(max(2, -(-client.settings.max_in_flight // chunk_size) + 1))
-    counts: Counter[tuple[str, str | None]] = Counter()
-    alerts: Counter[str] = Counter()
-    polled_ids: list[str] = []
-    written: set[str] = set()
+    previous, states = dict(known.checked_at), dict(known.states)
+    tables: list[pa.Table] = []
 
     async def run_chunk(index: int, chunk: list[str]) -> None:
         async with parallel:
-            part = f"c{index:05d}"
-            polled = await fetch_chunk(client, chunk, part, skip_until, progress.add)
+            name = f"{part}c{index:05d}"
+            polled = await fetch_chunk(client, chunk, name, known.skip_until, progress.add)
             flat = flatten_polls(polled, run_id, previous, flavour, known_ids, project)
-            written.update(await append_tables(store, flat.tables(), run_id, part))
+            stored.written.update(await append_tables(store, flat.tables(), run_id, name))
             changes = state_changes(states, flat.polls, customers)
             emit_state_changes(changes)
-            alerts.update(change.event for change in changes)
-            counts.update(
+            stored.alerts.update(change.event for change in changes)
+            stored.counts.update(
                 zip(
                     flat.polls["outcome"].to_pylist(), flat.polls["status"].to_pylist(), strict=True
                 )
             )
-            polled_ids.extend(flat.polls[polled_column].to_pylist())
+            tables.append(flat.polls)
 
     await asyncio.gather(*(run_chunk(i, chunk) for i, chunk in enumerate(chunks)))
-    reached = Counter(polled_ids)
+    for table in tables:
+        known.learn(table, polled_column)
+    reached = Counter(id for table in tables for id in table[polled_column].to_pylist())
     if (
         max(reached.values(), default=1) > 1
         or not set(reached) <= set(numbers)
         or (client.stop_at is None and len(reached) != len(numbers))
     ):
         raise RuntimeError("internal error: not every number got exactly one poll result")
-    return counts, written, alerts
+    columns = [polled_column, *SEEN_COLUMNS]
+    polls = pd.concat(
+        [to_pandas(table.select(columns)) for table in tables]
+        or [pd.DataFrame(columns=columns)],
+        ignore_index=True,
+    )
+    stored.polls.append(polls)
+    return polls
 
 
 async def check_access(client: KapsoClient, ids_given: bool) -> None:
@@ -270,36 +289,53 @@ async def collect_project(
         logger.info("Project %s: %s", project.name, room.line())
         if (warning := room.warning()) is not None:
             logger.warning("Project %s: %s", project.name, warning)
-        planned = numbers.ids
-        if window_minutes is not None:
+        key = polled_id_column(settings.flavour)
+        known = Known.read(store, client.clock(), run_id, key)
+        stored = Stored()
+        if window_minutes is None:
+            total = len(numbers.ids)
+        else:
             now = client.clock()
             window_end = (run_started or now) + timedelta(minutes=window_minutes)
-            client.stop_at = max(now, window_end - timedelta(seconds=settings.timeout_seconds))
-            key = polled_id_column(settings.flavour)
+            client.deadline = window_end
+            last_start = min(settings.timeout_seconds, LAST_REQUEST_SECONDS)
+            client.stop_at = max(now, window_end - timedelta(seconds=last_start))
             seen = last_seen(store, now, key, project.name, exclude_run=run_id)
             cadence = timedelta(minutes=room.cadence_minutes or 0)
-            left = (client.stop_at - now).total_seconds() / 60
-            planned = plan_polls(numbers.ids, seen, now, settings.rate_per_minute, left, cadence)
+            total = room.allowed
         logger.info(
-            "Project %s: polling %d of %d numbers at %s (%s flavour)",
+            "Project %s: polling %s at %s (%s flavour)",
             project.name,
-            len(planned),
-            len(numbers.ids),
+            f"{len(numbers.ids)} numbers"
+            if window_minutes is None
+            else f"the most due of {len(numbers.ids)} numbers until {client.stop_at:%H:%M:%S}Z",
             settings.base_url,
             settings.flavour,
         )
-        async with Progress(len(planned), project.name) as progress:
-            counts, written, alerts = await poll_and_store(
-                client,
-                planned,
-                store,
-                run_id,
-                chunk_size,
-                progress,
-                numbers.known_ids,
-                project.name,
-                numbers.customers,
-            )
+        async with Progress(total, project.name) as progress:
+
+            async def poll_round(ids: list[str], index: int = 0, part: str = "") -> pd.DataFrame:
+                return await poll_and_store(
+                    client,
+                    ids,
+                    store,
+                    run_id,
+                    chunk_size,
+                    progress,
+                    known,
+                    stored,
+                    numbers.known_ids,
+                    project.name,
+                    numbers.customers,
+                    part or f"r{index:03d}",
+                )
+
+            if window_minutes is None:
+                await poll_round(numbers.ids, part="")
+                planned = len(numbers.ids)
+            else:
+                planned = await poll_rounds(client, numbers.ids, seen, key, cadence, poll_round)
+        counts, written, alerts = stored.counts, stored.written, stored.alerts
         summary = run_summary(
             run_id,
             counts,
@@ -312,8 +348,11 @@ async def collect_project(
         summary.update(
             project=project.name,
             capacity=asdict(room) | {"line": room.line()},
-            planned=len(planned),
-            not_reached=len(planned) - summary["numbers"],
+            planned=planned,
+            not_reached=planned - summary["numbers"],
+            numbers_polled=len(
+                set().union(*(set(polls.iloc[:, 0]) for polls in stored.polls))
+            ),
             stop_at=client.stop_at.isoformat() if client.stop_at else None,
             shared_limit_batches=shared.batches if shared else 0,
             shared_limit_batch_size=shared.batch if shared else 0,

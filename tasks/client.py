@@ -70,7 +70,8 @@ class KapsoClient:
             follow_redirects=False,
         )
         self.auth_failure: KapsoAuthError | None = None  # set by the first 401/403
-        self.stop_at: datetime | None = None  # a rolling run's window end: no new polls after
+        self.stop_at: datetime | None = None  # a rolling run's last start: no new polls after
+        self.deadline: datetime | None = None  # its window's end: no request outlives it
         self.attempt_outcomes: Counter[str] = Counter()  # every health request's outcome
 
     async def __aenter__(self) -> KapsoClient:
@@ -181,7 +182,7 @@ class KapsoClient:
         """One request; a transport failure is recorded on `result` and gives None."""
         started = time.perf_counter()
         try:
-            async with asyncio.timeout(self.settings.timeout_seconds):
+            async with asyncio.timeout(self._timeout()):
                 response = await self._http.get(url, params=params)
         except (httpx.HTTPError, aiohttp.ClientError, OSError, TimeoutError) as exc:
             result.latency_ms = (time.perf_counter() - started) * 1000
@@ -192,6 +193,13 @@ class KapsoClient:
             return None
         result.latency_ms = (time.perf_counter() - started) * 1000
         return response
+
+    def _timeout(self) -> float:
+        """The request timeout, cut to what is left of a rolling run's window."""
+        if self.deadline is None:
+            return self.settings.timeout_seconds
+        left = (self.deadline - self.clock()).total_seconds()
+        return max(0.001, min(self.settings.timeout_seconds, left))
 
     def _classify(self, response: httpx.Response, result: PollResult) -> None:
         status = response.status_code

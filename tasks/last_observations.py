@@ -4,14 +4,17 @@ new polls against) and both its ids from recent listings."""
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from kapso_health.tasks.flatten import NumberIds, number_ids
-from kapso_health.tasks.plan import LastSeen, in_trouble
+from kapso_health.tasks.names import POLL_NAME_COLUMNS
+from kapso_health.tasks.plan import LastSeen, seen_from_polls
 from kapso_health.tasks.schemas import to_pandas
 from kapso_health.tasks.storage import ParquetStore
 from kapso_health.tasks.vocabulary import STATE_COLUMNS, Outcome
@@ -55,6 +58,30 @@ def recent_number_ids(
     return number_ids(listed.sort_by("listed_at"), flavour)
 
 
+SEEN_COLUMNS = ["polled_at", "checked_at", "outcome", "status", "error", "retry_after"]
+SEEN_COLUMNS += STATE_COLUMNS  # what `seen_from_polls` reads of each poll
+
+
+def recent_polls(
+    store: ParquetStore,
+    now: datetime,
+    key: str,
+    project: str,
+    exclude_run: str | None = None,
+    days: int = 2,
+) -> pd.DataFrame:
+    """The last `days` days' polls of `project` (its numbers keyed by the polls column `key`,
+    the polled id), with the columns the planner reads (`SEEN_COLUMNS`)."""
+    wanted = list(dict.fromkeys(["run_id", "project", key, *SEEN_COLUMNS]))
+    polls = to_pandas(
+        store.read_arrow("polls", (now - timedelta(days=days)).date(), now.date(), wanted)
+    )
+    keep = polls["project"].eq(project) & polls[key].notna()
+    if exclude_run is not None:
+        keep &= polls["run_id"].ne(exclude_run)
+    return polls.loc[keep, [key, *SEEN_COLUMNS]].reset_index(drop=True)
+
+
 def last_seen(
     store: ParquetStore,
     now: datetime,
@@ -63,41 +90,42 @@ def last_seen(
     exclude_run: str | None = None,
     days: int = 2,
 ) -> dict[str, LastSeen]:
-    """Per number of `project` (keyed by the polls column `key`, the polled id): its last
-    poll, last observation, Kapso's backoff and whether it is in trouble, for the planner."""
-    wanted = ["run_id", "project", key, "polled_at", "checked_at", "outcome", "status", "error"]
-    wanted += ["retry_after", *STATE_COLUMNS]
-    polls = to_pandas(
-        store.read_arrow(
-            "polls", (now - timedelta(days=days)).date(), now.date(), list(dict.fromkeys(wanted))
-        )
-    )
-    polls = polls[polls["project"].eq(project) & polls[key].notna()]
-    if exclude_run is not None:
-        polls = polls[polls["run_id"].ne(exclude_run)]
-    polls = polls.sort_values([key, "polled_at"], kind="stable")
-    ok = polls[polls["outcome"].eq(Outcome.OK)].drop_duplicates([key, "checked_at"])
-    states = ok[STATE_COLUMNS].astype("string").fillna("")
-    same_number = ok[key].eq(ok[key].shift())
-    changed = same_number & states.ne(states.shift()).any(axis=1)
-    changed_at = ok[changed].groupby(key)["checked_at"].max()
-    observed = ok.groupby(key).tail(1).set_index(key)
-    last = polls.groupby(key).tail(1)
-    seen = {}
-    for row in last.astype(object).where(last.notna(), None).to_dict("records"):
-        number = row[key]
-        newest = observed.loc[number] if number in observed.index else None
-        changed_when = changed_at.get(number)
-        seen[number] = LastSeen(
-            polled_at=row["polled_at"].to_pydatetime(),
-            observed_at=None if newest is None else _when(newest["checked_at"]),
-            in_trouble=in_trouble(
-                row, now, None if changed_when is None else changed_when.to_pydatetime()
-            ),
-            retry_after=_when(None if newest is None else newest["retry_after"]),
-        )
-    return seen
+    """Per number of `project`: what the planner needs of it (`seen_from_polls`)."""
+    return seen_from_polls(recent_polls(store, now, key, project, exclude_run, days), key, now)
 
 
-def _when(value: object) -> datetime | None:
-    return None if value is None or pd.isna(value) else pd.Timestamp(value).to_pydatetime()
+@dataclass
+class Known:
+    """What a run knows of each number's newest observation, kept up to date by its own
+    polls: when Kapso checked it (a body seen again is a repeat), its state and names (what
+    the state-change events compare against), and Kapso's backoff (by polled id)."""
+
+    checked_at: dict[str, datetime]
+    states: dict[str, dict[str, Any]]
+    skip_until: dict[str, datetime]
+
+    @classmethod
+    def read(cls, store: ParquetStore, now: datetime, run_id: str, polled_column: str) -> Known:
+        """From the last two days' polls, leaving out the run `run_id` (being replaced)."""
+        known = cls({}, {}, {})
+        known.learn(
+            last_observations(store, now, exclude_run=run_id, columns=KNOWN_COLUMNS),
+            polled_column,
+        )
+        return known
+
+    def learn(self, polls: pa.Table, polled_column: str) -> None:
+        """Take the `ok` observations of `polls` (newer than what is known) as the newest."""
+        if "outcome" in polls.column_names:
+            polls = polls.filter(pc.equal(polls.column("outcome"), Outcome.OK.value))
+        columns = list(dict.fromkeys(["config_id", "checked_at", "retry_after", *KNOWN_COLUMNS]))
+        for row in polls.select(columns).to_pylist():
+            number = row["config_id"]
+            if row["checked_at"] is not None:
+                self.checked_at[number] = row["checked_at"]
+            self.states[number] = row
+            if row["retry_after"] is not None and row[polled_column] is not None:
+                self.skip_until[row[polled_column]] = row["retry_after"]
+
+
+KNOWN_COLUMNS = [*STATE_COLUMNS, *POLL_NAME_COLUMNS, "phone_number_id"]

@@ -36,8 +36,10 @@ TIMEOUT_SECONDS = 30.0  # Kapso answers `error` itself after 15 s: wait longer t
 MAX_ATTEMPTS = 4
 CHUNK_SIZE = 500  # numbers per Prefect task run (a task run costs milliseconds)
 MAX_GAP_MINUTES = 30  # the report's fixed max gap, when one is asked for (--max-gap-minutes)
-# By default an observation holds for its number's own cadence: CADENCE_GAP_FACTOR x the median
-# interval between the number's observations that day and the day before, clamped to
+# By default an observation holds for its number's own cadence: CADENCE_GAP_FACTOR x the
+# time-weighted median interval between the number's observations that day and the day before
+# (the interval a moment of those days falls in, so a spell of closer polls while a rolling run
+# watches the number does not shorten it), clamped to
 # [CADENCE_GAP_MIN_MINUTES, CADENCE_GAP_MAX_MINUTES]. The floor is the fixed gap: a number polled
 # every 15 minutes (1.5 x 15 = 22.5) reports as it always did, one missed poll still covered, and
 # a number-day without two observations to measure gets it too. The ceiling: an observation
@@ -52,7 +54,13 @@ REPORT_MEMORY_LIMIT = "1GB"
 REPORT_ROWS_PER_BATCH = 12_000_000  # polls rows the engine works on at once (whole numbers)
 GLOBAL_LIMIT_NAME = "kapso-health-api"
 SCHEDULE_MINUTES = 15.0  # the scheduled collection's interval (prefect.yaml: */15)
-WINDOW_MINUTES = 14.5  # its rolling window: the interval less half a minute, so runs never overlap
+# Its rolling window: the interval less 15 s, so runs never overlap. A rolling run's last
+# request starts LAST_REQUEST_SECONDS (or the request timeout, if shorter) before its window
+# ends and may take no longer than what is left: Kapso answers within 15 s (an `error` body
+# when its check takes longer), and the run ends inside its window having used ~96% of the
+# interval's budget.
+WINDOW_MINUTES = 14.75
+LAST_REQUEST_SECONDS = 20.0
 
 
 class ApiKey:

@@ -148,7 +148,7 @@ def test_plan_prints_the_capacity_line_without_a_health_request(tmp_path: Path, 
     listed = len(listed_ids(2_100))
     lines = done.stdout.splitlines()
     assert lines[0].startswith(f"default: {listed:,} numbers at 60/min: each number every ~")
-    assert "a 14.5-min window allows 870 per run" in lines[0]
+    assert "a 14.5-min window allows 870 polls per run" in lines[0]
     assert lines[1].startswith(f"default: WARNING: {listed:,} numbers cannot be covered every 15")
     assert counts.get("health_requests", 0) == 0 and counts["list_requests"] == -(-listed // 100)
 
