@@ -3,9 +3,11 @@
 An observation holds until the next one of the same number, at most `max_gap`; beyond that the
 time is unknown. `max_gap` is either fixed (`Policy(max_gap=timedelta(...))`, the pure default:
 30 minutes) or, with `Policy(max_gap=None)`, each number's own cadence per day:
-`cadence_factor` x the median interval between its observations that day and the day before,
-clamped to `cadence_range`; a number-day with no such interval (fewer than two observations over
-the two days) gets the range's lower bound.
+`cadence_factor` x the time-weighted median interval between its observations that day and the
+day before (the interval a moment of those two days falls in: a spell of closer polls, as a
+rolling collection makes while it watches a number, does not shorten it), clamped to
+`cadence_range`; a number-day with no such interval (fewer than two observations over the two
+days) gets the range's lower bound.
 """
 
 from __future__ import annotations
@@ -47,8 +49,8 @@ class Policy:
             return f"a fixed {_duration(self.max_gap)} (max gap set explicitly)"
         low, high = self.cadence_range
         return (
-            f"each number's own cadence: {self.cadence_factor:g} x its median interval between "
-            f"observations that day and the day before, within {_duration(low)} to "
+            f"each number's own cadence: {self.cadence_factor:g} x its time-weighted median "
+            f"interval between observations that day and the day before, within {_duration(low)} to "
             f"{_duration(high)} ({_duration(low)} without two observations to measure)"
         )
 

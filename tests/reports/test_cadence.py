@@ -55,6 +55,17 @@ HISTORY = pd.DataFrame(
         # fading: hourly D 00:00…12:00, down from 11:00 on, then silent. Cadence 90 min: 12:00
         # holds until 13:30, the open incident lasts 11:00→13:30.
         *every("fading", "2026-03-01 00:00", 60, 11),
+        # watched: every 40 min from D-1 00:00 to D+1 00:00, and every 5 min while a rolling
+        # run watched it, D 06:05…11:55 (72 intervals of 5 min against 63 of 40). By count the
+        # median is 5 min (the 30-min floor would leave a quarter of each 40 min unknown);
+        # by time the 5-min ones cover 6 of the 48 hours, so the cadence is 40 min, 1.5 x 40 =
+        # 60: D fully covered.
+        *[
+            p
+            for p in every("watched", "2026-02-28 00:00", 40, 73)
+            if not D + pd.Timedelta(hours=6) < p["checked_at"] < D + pd.Timedelta(hours=12)
+        ],
+        *every("watched", "2026-03-01 06:05", 5, 71),
         poll("fading", D + pd.Timedelta(hours=11), "unhealthy"),
         poll("fading", D + pd.Timedelta(hours=12), "unhealthy"),
     ]
@@ -74,12 +85,14 @@ def test_each_number_holds_for_its_own_cadence(build) -> None:
     assert minutes["rare"] == pytest.approx(1080)  # at most 3 h
     assert minutes["once"] == pytest.approx(30)  # too few observations: the floor
     assert minutes["fading"] == pytest.approx(12 * 60 + 90)  # 00:00…11:00 an hour each
+    assert minutes["watched"] == pytest.approx(MINUTES_A_DAY)  # time-weighted cadence
     assert day["max_gap_seconds"].to_dict() == {
         "slow": 52.5 * 60,
         "hole": 30 * 60,
         "rare": 180 * 60,
         "once": 30 * 60,
         "fading": 90 * 60,
+        "watched": 60 * 60,
     }
 
 

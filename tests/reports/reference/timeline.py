@@ -7,8 +7,9 @@ holds until the next one of the same number, at most `max_gap`; beyond that the 
 unknown. Intervals are split at UTC midnight so each piece belongs to one day.
 
 `max_gap` is either fixed (`Policy(max_gap=timedelta(...))`, the pure default: 30 minutes) or,
-with `Policy(max_gap=None)`, each number's own cadence per day: `cadence_factor` x the median
-interval between its observations that day and the day before, clamped to `cadence_range`; a
+with `Policy(max_gap=None)`, each number's own cadence per day: `cadence_factor` x the
+time-weighted median interval between its observations that day and the day before (the
+smallest interval such that intervals up to it cover half the time), clamped to `cadence_range`; a
 number-day with no such interval (fewer than two observations over the two days) gets the
 range's lower bound. `observations` puts the gap that applies on each row (`max_gap`).
 """
@@ -68,7 +69,10 @@ def max_gaps(obs: pd.DataFrame, policy: Policy = DEFAULT_POLICY) -> pd.Series:
     step = obs.groupby("config_id", sort=False)["at"].diff()
     steps = obs.assign(step=step)[step > pd.Timedelta(0)][["config_id", "day", "step"]]
     window = pd.concat([steps, steps.assign(day=steps["day"] + DAY)], ignore_index=True)
-    median = window.groupby(["config_id", "day"])["step"].median()
+    window = window.sort_values(["config_id", "day", "step"], ignore_index=True)
+    by_day = window.groupby(["config_id", "day"])["step"]
+    half = by_day.cumsum() * 2 >= by_day.transform("sum")
+    median = window[half].groupby(["config_id", "day"])["step"].min()
     gap = (median * policy.cadence_factor).clip(low, high)
     rows = pd.MultiIndex.from_frame(obs[["config_id", "day"]])
     found = gap.reindex(rows).to_numpy(dtype="timedelta64[ns]")
