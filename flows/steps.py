@@ -34,9 +34,9 @@ from kapso_health.tasks.limiter import SharedBudget
 from kapso_health.tasks.plan import capacity
 from kapso_health.tasks.poll import PollResult
 from kapso_health.tasks.projects import Project
-from kapso_health.tasks.rolling import poll_rounds
+from kapso_health.tasks.rolling import open_window, poll_rounds
 from kapso_health.tasks.schemas import DEFAULT_PROJECT, to_pandas
-from kapso_health.tasks.settings import LAST_REQUEST_SECONDS, ConnectionSettings
+from kapso_health.tasks.settings import ConnectionSettings
 from kapso_health.tasks.storage import ParquetStore
 from kapso_health.tasks.vocabulary import Outcome
 
@@ -271,11 +271,12 @@ async def collect_project(
     check_first: bool = True,
 ) -> ProjectRun:
     """One project's collection: the key and the API's reach (one cheap request, unless
-    checked already), its numbers, its capacity, the plan (with a window: the due numbers
-    first, cut to the window's budget), then polling and storing.
+    checked already), its numbers, its capacity, then polling and storing: one full sweep, or
+    with a window, rounds planned from what is known until the window's budget is spent
+    (`tasks/rolling.py`).
 
-    The window counts from `run_started` (the run's start), and its last request starts a
-    request timeout before its end, so even a request that takes that long ends inside it."""
+    The window counts from `run_started` (the run's start); no request outlives it (see
+    `open_window`)."""
     logger = get_run_logger()
     started = time.monotonic()
     shared = await shared_budget(global_limit) if global_limit else None
@@ -296,10 +297,7 @@ async def collect_project(
             total = len(numbers.ids)
         else:
             now = client.clock()
-            window_end = (run_started or now) + timedelta(minutes=window_minutes)
-            client.deadline = window_end
-            last_start = min(settings.timeout_seconds, LAST_REQUEST_SECONDS)
-            client.stop_at = max(now, window_end - timedelta(seconds=last_start))
+            open_window(client, run_started or now, window_minutes)
             seen = last_seen(store, now, key, project.name, exclude_run=run_id)
             cadence = timedelta(minutes=room.cadence_minutes or 0)
             total = room.allowed

@@ -50,8 +50,9 @@ class Policy:
         low, high = self.cadence_range
         return (
             f"each number's own cadence: {self.cadence_factor:g} x its time-weighted median "
-            f"interval between observations that day and the day before, within {_duration(low)} to "
-            f"{_duration(high)} ({_duration(low)} without two observations to measure)"
+            "interval between observations that day and the day before, within "
+            f"{_duration(low)} to {_duration(high)} ({_duration(low)} without two observations "
+            "to measure)"
         )
 
 

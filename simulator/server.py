@@ -7,6 +7,7 @@ import math
 import random
 import time
 from collections import Counter, deque
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -174,8 +175,17 @@ class ProjectState:
 class Simulator:
     """The request handlers and their shared state (projects, clock, counters)."""
 
-    def __init__(self, config: SimulatorConfig) -> None:
+    def __init__(
+        self,
+        config: SimulatorConfig,
+        clock: Callable[[], float] = time.time,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        """`clock` (epoch seconds) is what the bodies are of; `monotonic` times the limiters.
+        The fleet-day benchmark passes its event loop's simulated time for both."""
         self.config = config
+        self.clock = clock
+        self.monotonic = monotonic
         self.projects = [ProjectState(project) for project in config.all_projects()]
         self.by_key = {key: state for state in self.projects for key in state.project.keys}
         self.rng = random.Random(config.seed)
@@ -193,14 +203,14 @@ class Simulator:
         return app
 
     def now(self) -> float:
-        return time.time() + self.clock_offset
+        return self.clock() + self.clock_offset
 
     async def list_numbers(self, request: web.Request) -> web.StreamResponse:
         self.stats["list_requests"] += 1
         if (state := self._project(request, "list_requests")) is None:
             return self._json(401, UNAUTHORISED)
         limit = state.project.general_per_minute
-        used = state.count_general(request.headers["X-API-Key"], int(time.monotonic() // 60))
+        used = state.count_general(request.headers["X-API-Key"], int(self.monotonic() // 60))
         headers = {
             "X-RateLimit-Limit": str(limit),
             "X-RateLimit-Remaining": str(max(0, limit - used)),
@@ -209,7 +219,7 @@ class Simulator:
             return self._json(
                 429,
                 {"error": "Rate limit exceeded"},
-                {**headers, "Retry-After": str(60 - int(time.monotonic() % 60))},
+                {**headers, "Retry-After": str(60 - int(self.monotonic() % 60))},
             )
         page = _int(request.query.get("page"), 1, 1, 10**6)
         per_page = _int(request.query.get("per_page"), 20, 1, 100)
@@ -287,7 +297,7 @@ class Simulator:
         """
         body = await request.json()
         if "at" in body:
-            self.clock_offset = float(body["at"]) - time.time()
+            self.clock_offset = float(body["at"]) - self.clock()
         else:
             self.clock_offset += float(body.get("seconds", 0))
         return self._json(200, {"now": self.now()})
@@ -304,7 +314,7 @@ class Simulator:
         return state
 
     def _rate_limit(self, state: ProjectState) -> web.StreamResponse | None:
-        now, limiter = time.monotonic(), state.limiter
+        now, limiter = self.monotonic(), state.limiter
         if now < state.burst_until or self._roll(self.config.faults.burst_429, "burst_429"):
             state.burst_until = max(state.burst_until, now + self.config.faults.burst_seconds)
             wait = state.burst_until - now

@@ -58,8 +58,10 @@ def recent_number_ids(
     return number_ids(listed.sort_by("listed_at"), flavour)
 
 
-SEEN_COLUMNS = ["polled_at", "checked_at", "outcome", "status", "error", "retry_after"]
-SEEN_COLUMNS += STATE_COLUMNS  # what `seen_from_polls` reads of each poll
+# What `seen_from_polls` reads of each poll.
+SEEN_COLUMNS = list(
+    dict.fromkeys(["polled_at", "checked_at", "outcome", "error", "retry_after", *STATE_COLUMNS])
+)
 
 
 def recent_polls(

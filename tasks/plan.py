@@ -258,10 +258,11 @@ def plan_polls(
     cadence: timedelta,
     watch_interval: timedelta = WATCH_INTERVAL,
     cache: timedelta = CACHE,
+    limit: int | None = None,
 ) -> list[str]:
     """The ids to poll in one round of `window_minutes` from `now`, in order, each at most
     once, at most `window_minutes x per_minute` of them (every number that may be polled
-    without a window or a limit).
+    without a window or a limit) and at most `limit` (what is left of the run's budget).
 
     The round's budget units are slots `60 / per_minute` seconds apart. Numbers never polled
     take the first slots (in the order given). Each later slot goes to a watched number due
@@ -273,6 +274,7 @@ def plan_polls(
     """
     unlimited = per_minute is None or window_minutes is None
     slots = len(numbers) if unlimited else math.floor(window_minutes * per_minute + 1e-9)
+    slots = slots if limit is None else min(slots, max(limit, 0))
     step = 0.0 if unlimited else 60.0 / per_minute
     watch_interval, cadence = max(watch_interval, cache), max(cadence, cache)
     plan: list[str] = []

@@ -5,17 +5,28 @@ until the client's `stop_at` (plain async code; the flow and the fleet-day bench
 from __future__ import annotations
 
 import asyncio
+import math
 from collections.abc import Awaitable, Callable, Sequence
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import pandas as pd
 
 from kapso_health.tasks.client import KapsoClient
 from kapso_health.tasks.plan import CACHE, LastSeen, next_eligible, plan_polls, seen_after
+from kapso_health.tasks.settings import LAST_REQUEST_SECONDS
 
 # Polls a round's ids (each once), stores them and gives their `polls` rows (the polled id
 # column and `last_observations.SEEN_COLUMNS` at least).
 PollRound = Callable[[list[str], int], Awaitable[pd.DataFrame]]
+
+
+def open_window(client: KapsoClient, started: datetime, window_minutes: float) -> None:
+    """Give the client a rolling run's window from `started`: no request outlives its end
+    (`deadline`), and the last one starts `LAST_REQUEST_SECONDS` (or the request timeout, if
+    shorter) before it (`stop_at`)."""
+    client.deadline = started + timedelta(minutes=window_minutes)
+    last_start = min(client.settings.timeout_seconds, LAST_REQUEST_SECONDS)
+    client.stop_at = max(client.clock(), client.deadline - timedelta(seconds=last_start))
 
 
 async def poll_rounds(
@@ -28,20 +39,25 @@ async def poll_rounds(
 ) -> int:
     """Rounds of at most Kapso's cache until `client.stop_at`; how many polls they planned.
 
-    Each round is `plan_polls` over the time left (at most `CACHE`); when no number may be
-    polled yet, the run waits for the first that may, or ends when that is after `stop_at`.
-    A refused key ends it after the round that met it.
+    Each round is `plan_polls` over the time left (at most `CACHE`), within what is left of
+    the run's budget (the time until `stop_at` at the client's rate, however much faster the
+    limiter lets a burst through); when no number may be polled yet, the run waits for the
+    first that may, or ends when that is after `stop_at`. A refused key ends it after the
+    round that met it.
     """
     if client.stop_at is None:
         raise ValueError("a rolling run needs the client's stop_at")
     per_minute = client.settings.rate_per_minute
+    minutes = (client.stop_at - client.clock()).total_seconds() / 60
+    budget = None if per_minute is None else math.floor(max(minutes, 0) * per_minute + 1e-9)
     planned_polls, index = 0, 0
     while (now := client.clock()) < client.stop_at and client.auth_failure is None:
-        left = min(CACHE, client.stop_at - now)
-        planned = plan_polls(numbers, seen, now, per_minute, left.total_seconds() / 60, cadence)
+        left = min(CACHE, client.stop_at - now).total_seconds() / 60
+        limit = None if budget is None else budget - planned_polls
+        planned = plan_polls(numbers, seen, now, per_minute, left, cadence, limit=limit)
         if not planned:
             wake = next_eligible(numbers, seen, now)
-            if wake is None or wake >= client.stop_at:
+            if limit == 0 or wake is None or wake >= client.stop_at:
                 break
             await asyncio.sleep(max((wake - now).total_seconds(), 0.001))
             continue
