@@ -37,19 +37,18 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pandas as pd
-from aiohttp import web
 
 from kapso_health.reports.build import build_reports
 from kapso_health.reports.policy import Policy
 from kapso_health.simulator import virtual_time
 from kapso_health.simulator.fleet import EPISODE_SECONDS, Fleet, Number
 from kapso_health.simulator.server import Project as SimulatedProject
-from kapso_health.simulator.server import Simulator, SimulatorConfig
+from kapso_health.simulator.server import Simulator, SimulatorConfig, serving
 from kapso_health.tasks.client import KapsoClient
 from kapso_health.tasks.fetch import numbers_table, poll_numbers
 from kapso_health.tasks.flatten import flatten_polls, number_ids
-from kapso_health.tasks.last_observations import SEEN_COLUMNS, Known, last_seen
-from kapso_health.tasks.plan import capacity
+from kapso_health.tasks.last_observations import SEEN_COLUMNS, Known, recent_polls, sent_lately
+from kapso_health.tasks.plan import capacity, seen_from_polls
 from kapso_health.tasks.rolling import open_window, poll_rounds
 from kapso_health.tasks.schemas import to_pandas
 from kapso_health.tasks.settings import (
@@ -117,17 +116,8 @@ async def simulate(model: str, root: Path, chosen: list[tuple[str, int, int]]) -
             take(now)
 
         state.limiter.take = recorded  # type: ignore[method-assign]
-    runner = web.AppRunner(simulator.app(), access_log=None, handle_signals=False)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    try:
-        await asyncio.gather(
-            *(schedule(model, day, root / day.name, f"http://127.0.0.1:{port}") for day in days)
-        )
-    finally:
-        await runner.cleanup()
+    async with serving(simulator) as url:
+        await asyncio.gather(*(schedule(model, day, root / day.name, url) for day in days))
     return days
 
 
@@ -168,12 +158,14 @@ async def rolling_run(day, settings, store, ids, known_ids, at, start) -> None:
     run_id = f"{day.name}{at:%Y%m%dT%H%M}"
     async with KapsoClient(settings, clock=loop.at) as client:
         known = Known.read(store, at, run_id, KEY)
-        seen = last_seen(store, at, KEY, day.name, exclude_run=run_id)
+        recent = recent_polls(store, at, KEY, day.name, exclude_run=run_id)
+        seen = seen_from_polls(recent, KEY, at)
+        client.limiter.prime(sent_lately(recent, at))
         room = capacity(len(ids), settings.rate_per_minute, WINDOW_MINUTES, SCHEDULE_MINUTES)
         open_window(client, at, WINDOW_MINUTES)
 
-        async def poll_round(planned: list[str], index: int) -> pd.DataFrame:
-            results = await poll_numbers(client, planned, known.skip_until)
+        async def poll_round(planned: dict[str, datetime], index: int) -> pd.DataFrame:
+            results = await poll_numbers(client, list(planned), known.skip_until, None, planned)
             return store_polls(store, results, run_id, f"r{index:03d}", known, known_ids, day)
 
         cadence = timedelta(minutes=room.cadence_minutes or 0)
@@ -215,8 +207,9 @@ class Measures:
     budget_used: float
     throttled_share: float
     intervals: list[float]  # minutes, every interval ending inside the day
-    coverage: float  # the report's, its default rule (each number's cadence)
-    coverage_fixed: float  # the report's with today's fixed 30-minute rule
+    observed: float  # share of the day an observation holds, by the report's default rule
+    observed_fixed: float  # the same by today's fixed 30-minute rule
+    coverage: float  # the report's coverage (a known state), its default rule
     worsening: list[float]  # minutes from a true change to the first observation showing it
     recovery: list[float]
     missed: Counter
@@ -246,7 +239,7 @@ def measure(day: ProjectDay, root: Path) -> Measures:
         "polls",
         the_day - timedelta(days=1),
         the_day + timedelta(days=1),
-        columns=[KEY, "polled_at", "checked_at", "outcome"],
+        columns=[KEY, "config_id", "polled_at", "checked_at", "outcome"],
     )
     polls = polls[polls["outcome"].eq("ok")].sort_values([KEY, "polled_at"])
     polls = polls.drop_duplicates([KEY, "checked_at"])
@@ -258,6 +251,7 @@ def measure(day: ProjectDay, root: Path) -> Measures:
         )
         for number, group in polls.groupby(KEY)
     }
+    config_of = dict(zip(polls[KEY], polls["config_id"], strict=True))
     fleet = Fleet(listed_size(day.size, day.seed), day.seed)
     intervals, worsening, recovery, missed = [], [], [], Counter()
     for number in fleet.numbers:
@@ -281,26 +275,42 @@ def measure(day: ProjectDay, root: Path) -> Measures:
                 found.append((polled[first] - at) / 60)
             else:
                 missed[kind] += 1
-    coverage = {
-        rule: build_reports(store, [the_day], policy)["availability_daily"]["coverage"]
-        .fillna(0)
-        .mean()
-        for rule, policy in (
-            ("cadence", Policy(max_gap=None)),
-            ("fixed", Policy(max_gap=timedelta(minutes=MAX_GAP_MINUTES))),
+    observed, known = {}, {}
+    for rule, policy in (
+        ("cadence", Policy(max_gap=None)),
+        ("fixed", Policy(max_gap=timedelta(minutes=MAX_GAP_MINUTES))),
+    ):
+        daily = build_reports(store, [the_day], policy)["availability_daily"]
+        known[rule] = daily["coverage"].fillna(0).mean()
+        gaps = dict(zip(daily["config_id"], daily["max_gap_seconds"], strict=True))
+        observed[rule] = statistics.fmean(
+            held(sent[number][1], gaps.get(config_of[number], 0.0)) / DAY
+            if number in sent
+            else 0.0
+            for number in (n.phone_number_id for n in fleet.numbers if n.profile != "deleted")
         )
-    }
     in_day = sum(1 for t in day.accepted if 0 <= t < DAY)
     return Measures(
         budget_used=in_day / (RATE_PER_MINUTE * DAY / 60),
         throttled_share=day.throttled / max(day.requests, 1),
         intervals=intervals,
-        coverage=coverage["cadence"],
-        coverage_fixed=coverage["fixed"],
+        observed=observed["cadence"],
+        observed_fixed=observed["fixed"],
+        coverage=known["cadence"],
         worsening=worsening,
         recovery=recovery,
         missed=missed,
     )
+
+
+def held(checked: list[float], gap: float) -> float:
+    """Seconds of the day in which one of the observations (sorted seconds into the day)
+    holds: each until the next one, at most `gap`."""
+    total = 0.0
+    for index, at in enumerate(checked):
+        following = checked[index + 1] if index + 1 < len(checked) else math.inf
+        total += max(0.0, min(at + gap, following, DAY) - max(at, 0.0))
+    return total
 
 
 def _quantile(values: list[float], q: float) -> float:
@@ -378,18 +388,27 @@ def table(
         )
         row(
             project,
-            "report coverage (each number's cadence, the default)",
-            f"{r.coverage:.2%}",
-            f"{b.coverage:.2%}",
+            "report coverage: the day held by observations (each number's cadence, the default)",
+            f"{r.observed:.2%}",
+            f"{b.observed:.2%}",
             "100%",
             ">= 99%",
-            r.coverage >= 0.99,
+            r.observed >= 0.99,
         )
         row(
             project,
-            "report coverage, today's fixed 30-min rule",
-            f"{r.coverage_fixed:.2%}",
-            f"{b.coverage_fixed:.2%}",
+            "the same by today's fixed 30-min rule",
+            f"{r.observed_fixed:.2%}",
+            f"{b.observed_fixed:.2%}",
+            "",
+            "",
+            None,
+        )
+        row(
+            project,
+            "the report's `coverage` (a known state: `error` bodies are unknown)",
+            f"{r.coverage:.2%}",
+            f"{b.coverage:.2%}",
             "",
             "",
             None,
@@ -414,7 +433,7 @@ def table(
             f"median <= {statistics.median(b.recovery) / 3:.1f} (baseline / 3)",
             statistics.median(r.recovery) * 3 <= statistics.median(b.recovery),
         )
-        if n <= room.allowed:
+        if room.covers_fleet:
             row(
                 project,
                 "no worse than today",
@@ -422,7 +441,7 @@ def table(
                 "",
                 "",
                 "coverage, interval, detection",
-                r.coverage >= b.coverage
+                r.observed >= b.observed
                 and statistics.median(r.intervals) <= statistics.median(b.intervals) + 0.1
                 and statistics.median(r.worsening) <= statistics.median(b.worsening) * 1.05
                 and statistics.median(r.recovery) <= statistics.median(b.recovery) * 1.05,

@@ -27,11 +27,12 @@ from kapso_health.tasks.flatten import NumberIds, flatten_polls, number_ids, pol
 from kapso_health.tasks.last_observations import (
     SEEN_COLUMNS,
     Known,
-    last_seen,
     recent_number_ids,
+    recent_polls,
+    sent_lately,
 )
 from kapso_health.tasks.limiter import SharedBudget
-from kapso_health.tasks.plan import capacity
+from kapso_health.tasks.plan import capacity, seen_from_polls
 from kapso_health.tasks.poll import PollResult
 from kapso_health.tasks.projects import Project
 from kapso_health.tasks.rolling import open_window, poll_rounds
@@ -56,9 +57,10 @@ async def fetch_chunk(
     part: str,
     skip_until: Mapping[str, datetime],
     on_result: Callable[[PollResult], None] | None = None,
+    not_before: Mapping[str, datetime] | None = None,
 ) -> list[PollResult]:
     """Poll one chunk. Retries are per request inside the client; a 401 must not be retried."""
-    return await poll_numbers(client, ids, skip_until, on_result)
+    return await poll_numbers(client, ids, skip_until, on_result, not_before)
 
 
 def finish_compactions_left(store: ParquetStore) -> int:
@@ -197,11 +199,13 @@ async def poll_and_store(
     project: str = DEFAULT_PROJECT,
     customers: Mapping[str, str | None] | None = None,
     part: str = "",
+    not_before: Mapping[str, datetime] | None = None,
 ) -> pd.DataFrame:
-    """Poll `numbers` (each at most once) in chunks and store them; adds to `stored`, moves
-    `known` on, and gives these polls' rows. Every number reached has exactly one row; with
-    the client's `stop_at`, the numbers not reached by then have none (the next round or run
-    has them first). `part` prefixes the chunks' file parts (a rolling run's round)."""
+    """Poll `numbers` (each at most once, none before its `not_before`) in chunks and store
+    them; adds to `stored`, moves `known` on, and gives these polls' rows. Every number
+    reached has exactly one row; with the client's `stop_at`, the numbers not reached by then
+    have none (the next round or run has them first). `part` prefixes the chunks' file parts
+    (a rolling run's round)."""
     flavour = client.settings.flavour
     polled_column = polled_id_column(flavour)
     # Chunks run a few at a time: enough to keep the in-flight budget busy at chunk edges.
@@ -213,7 +217,9 @@ async def poll_and_store(
     async def run_chunk(index: int, chunk: list[str]) -> None:
         async with parallel:
             name = f"{part}c{index:05d}"
-            polled = await fetch_chunk(client, chunk, name, known.skip_until, progress.add)
+            polled = await fetch_chunk(
+                client, chunk, name, known.skip_until, progress.add, not_before
+            )
             flat = flatten_polls(polled, run_id, previous, flavour, known_ids, project)
             stored.written.update(await append_tables(store, flat.tables(), run_id, name))
             changes = state_changes(states, flat.polls, customers)
@@ -298,7 +304,9 @@ async def collect_project(
         else:
             now = client.clock()
             open_window(client, run_started or now, window_minutes)
-            seen = last_seen(store, now, key, project.name, exclude_run=run_id)
+            recent = recent_polls(store, now, key, project.name, exclude_run=run_id)
+            seen = seen_from_polls(recent, key, now)
+            client.limiter.prime(sent_lately(recent, now))
             cadence = timedelta(minutes=room.cadence_minutes or 0)
             total = room.allowed
         logger.info(
@@ -312,7 +320,9 @@ async def collect_project(
         )
         async with Progress(total, project.name) as progress:
 
-            async def poll_round(ids: list[str], index: int = 0, part: str = "") -> pd.DataFrame:
+            async def poll(
+                ids: list[str], part: str = "", not_before: Mapping[str, datetime] | None = None
+            ) -> pd.DataFrame:
                 return await poll_and_store(
                     client,
                     ids,
@@ -325,11 +335,15 @@ async def collect_project(
                     numbers.known_ids,
                     project.name,
                     numbers.customers,
-                    part or f"r{index:03d}",
+                    part,
+                    not_before,
                 )
 
+            async def poll_round(planned: dict[str, datetime], index: int) -> pd.DataFrame:
+                return await poll(list(planned), f"r{index:03d}", planned)
+
             if window_minutes is None:
-                await poll_round(numbers.ids, part="")
+                await poll(numbers.ids)
                 planned = len(numbers.ids)
             else:
                 planned = await poll_rounds(client, numbers.ids, seen, key, cadence, poll_round)

@@ -7,7 +7,8 @@ import math
 import random
 import time
 from collections import Counter, deque
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -367,3 +368,18 @@ def _int(text: str | None, default: int, low: int, high: int) -> int:
         return min(high, max(low, int(text))) if text is not None else default
     except ValueError:
         return default
+
+
+@asynccontextmanager
+async def serving(simulator: Simulator, host: str = "127.0.0.1") -> AsyncIterator[str]:
+    """`async with serving(simulator) as url:` the simulator on a free port of the running
+    loop (any loop, the simulated-time one included); `url` is its root (no API prefix)."""
+    runner = web.AppRunner(simulator.app(), access_log=None, handle_signals=False)
+    await runner.setup()
+    site = web.TCPSite(runner, host, 0)
+    await site.start()
+    try:
+        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        yield f"http://{host}:{port}"
+    finally:
+        await runner.cleanup()

@@ -46,12 +46,19 @@ async def poll_numbers(
     ids: Sequence[str],
     skip_until: Mapping[str, datetime] | None = None,
     on_result: Callable[[PollResult], None] | None = None,
+    not_before: Mapping[str, datetime] | None = None,
 ) -> list[PollResult]:
-    """One result per id, in order: polled, or skipped while Kapso backs off the number. Ids
-    not reached before the client's `stop_at` (a rolling run's window end) have none."""
+    """One result per id, in order: polled (not before its `not_before` time, when it has
+    one), or skipped while Kapso backs off the number. Ids not reached before the client's
+    `stop_at` (a rolling run's window end) have none."""
     skip_until = skip_until or {}
+    not_before = not_before or {}
 
     async def one(number_id: str) -> PollResult | None:
+        if (start := not_before.get(number_id)) is not None:
+            wait = (start - client.clock()).total_seconds()
+            if wait > 0:
+                await asyncio.sleep(wait)
         until = skip_until.get(number_id)
         now = client.clock()
         if until is not None and until > now:

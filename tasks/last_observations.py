@@ -14,7 +14,6 @@ import pyarrow.compute as pc
 
 from kapso_health.tasks.flatten import NumberIds, number_ids
 from kapso_health.tasks.names import POLL_NAME_COLUMNS
-from kapso_health.tasks.plan import LastSeen, seen_from_polls
 from kapso_health.tasks.schemas import to_pandas
 from kapso_health.tasks.storage import ParquetStore
 from kapso_health.tasks.vocabulary import STATE_COLUMNS, Outcome
@@ -84,16 +83,13 @@ def recent_polls(
     return polls.loc[keep, [key, *SEEN_COLUMNS]].reset_index(drop=True)
 
 
-def last_seen(
-    store: ParquetStore,
-    now: datetime,
-    key: str,
-    project: str,
-    exclude_run: str | None = None,
-    days: int = 2,
-) -> dict[str, LastSeen]:
-    """Per number of `project`: what the planner needs of it (`seen_from_polls`)."""
-    return seen_from_polls(recent_polls(store, now, key, project, exclude_run, days), key, now)
+def sent_lately(polls: pd.DataFrame, now: datetime, seconds: float = 61.0) -> list[float]:
+    """The send times (Unix seconds) of the `polls` rows of the last `seconds` before `now`:
+    what the project's budget still counts (`RateLimiter.prime`)."""
+    since = pd.Timestamp(now) - pd.Timedelta(seconds=seconds)
+    sent = polls["polled_at"].ge(since) & polls["outcome"].ne(Outcome.SKIPPED.value)
+    recent = polls.loc[sent, "polled_at"]
+    return [at.timestamp() for at in recent]
 
 
 @dataclass

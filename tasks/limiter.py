@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import math
 from bisect import bisect_right
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Iterable, Mapping
 from contextlib import asynccontextmanager
 from datetime import datetime
 
@@ -146,6 +146,13 @@ class RateLimiter:
         self.paused_until = 0.0
         self.requests = 0
         self.throttled = 0
+
+    def prime(self, sent: Iterable[float]) -> None:
+        """Count requests sent before this limiter existed (Unix seconds: an earlier run's
+        last minute), so a new run does not burst into budget Kapso still counts as used."""
+        for at in sorted(sent):
+            for window in self.windows.values():
+                window.record(at)
 
     @asynccontextmanager
     async def slot(self, until: datetime | None = None) -> AsyncIterator[float | None]:

@@ -260,9 +260,28 @@ def plan_polls(
     cache: timedelta = CACHE,
     limit: int | None = None,
 ) -> list[str]:
-    """The ids to poll in one round of `window_minutes` from `now`, in order, each at most
-    once, at most `window_minutes x per_minute` of them (every number that may be polled
-    without a window or a limit) and at most `limit` (what is left of the run's budget).
+    """The ids of `plan_round`, in order."""
+    planned = plan_round(
+        numbers, last, now, per_minute, window_minutes, cadence, watch_interval, cache, limit
+    )
+    return [number_id for number_id, _ in planned]
+
+
+def plan_round(
+    numbers: Sequence[str],
+    last: Mapping[str, LastSeen],
+    now: datetime,
+    per_minute: float | None,
+    window_minutes: float | None,
+    cadence: timedelta,
+    watch_interval: timedelta = WATCH_INTERVAL,
+    cache: timedelta = CACHE,
+    limit: int | None = None,
+) -> list[tuple[str, datetime]]:
+    """The polls of one round of `window_minutes` from `now`, in order, as (id, the time
+    its slot starts: not to be polled sooner), each number at most once, at most
+    `window_minutes x per_minute` of them (every number that may be polled without a window
+    or a limit) and at most `limit` (what is left of the run's budget).
 
     The round's budget units are slots `60 / per_minute` seconds apart. Numbers never polled
     take the first slots (in the order given). Each later slot goes to a watched number due
@@ -270,20 +289,22 @@ def plan_polls(
     `WATCH_SHARE` of the round's slots; else to the number due soonest (last poll plus
     `cadence`, or `watch_interval` when watched). A number may take a slot only `cache` after
     its last poll and once Kapso's `retry_after` has passed; a slot nobody may take stays
-    empty. Ties go in the order given.
+    empty. Ties go in the order given. A poll sent before its slot would buy a cached body
+    (a run's first seconds go faster than the budget's pace, in a burst): the slot time is
+    when it may go.
     """
     unlimited = per_minute is None or window_minutes is None
     slots = len(numbers) if unlimited else math.floor(window_minutes * per_minute + 1e-9)
     slots = slots if limit is None else min(slots, max(limit, 0))
     step = 0.0 if unlimited else 60.0 / per_minute
     watch_interval, cadence = max(watch_interval, cache), max(cadence, cache)
-    plan: list[str] = []
+    plan: list[tuple[str, datetime]] = []
     waiting: list[tuple[datetime, datetime, bool, int, str]] = []
     for position, number_id in enumerate(numbers):
         seen = last.get(number_id)
         polled = None if seen is None else (seen.polled_at or seen.observed_at)
         if seen is None or polled is None:
-            plan.append(number_id)
+            plan.append((number_id, now + timedelta(seconds=len(plan) * step)))
             continue
         eligible = max(polled + cache, seen.retry_after or polled)
         due = max(polled + (watch_interval if seen.watched else cadence), eligible)
@@ -301,11 +322,11 @@ def plan_polls(
             heapq.heappush(watched if is_watched else others, (due, position, number_id))
             i += 1
         if watched and watched[0][0] <= at and taken_by_watch < watched_cap:
-            plan.append(heapq.heappop(watched)[2])
+            plan.append((heapq.heappop(watched)[2], at))
             taken_by_watch += 1
         elif watched or others:
             soonest = watched if watched and (not others or watched[0] < others[0]) else others
-            plan.append(heapq.heappop(soonest)[2])
+            plan.append((heapq.heappop(soonest)[2], at))
         elif i < len(waiting) and not unlimited:
             wait = (waiting[i][0] - now).total_seconds()
             slot = max(slot, math.ceil(wait / step - 1e-9))

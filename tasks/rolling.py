@@ -12,12 +12,12 @@ from datetime import datetime, timedelta
 import pandas as pd
 
 from kapso_health.tasks.client import KapsoClient
-from kapso_health.tasks.plan import CACHE, LastSeen, next_eligible, plan_polls, seen_after
+from kapso_health.tasks.plan import CACHE, LastSeen, next_eligible, plan_round, seen_after
 from kapso_health.tasks.settings import LAST_REQUEST_SECONDS
 
-# Polls a round's ids (each once), stores them and gives their `polls` rows (the polled id
-# column and `last_observations.SEEN_COLUMNS` at least).
-PollRound = Callable[[list[str], int], Awaitable[pd.DataFrame]]
+# Polls a round (each id once, none before its time, the round's index), stores the polls
+# and gives their `polls` rows (the polled id column and `last_observations.SEEN_COLUMNS`).
+PollRound = Callable[[dict[str, datetime], int], Awaitable[pd.DataFrame]]
 
 
 def open_window(client: KapsoClient, started: datetime, window_minutes: float) -> None:
@@ -39,7 +39,7 @@ async def poll_rounds(
 ) -> int:
     """Rounds of at most Kapso's cache until `client.stop_at`; how many polls they planned.
 
-    Each round is `plan_polls` over the time left (at most `CACHE`), within what is left of
+    Each round is `plan_round` over the time left (at most `CACHE`), within what is left of
     the run's budget (the time until `stop_at` at the client's rate, however much faster the
     limiter lets a burst through); when no number may be polled yet, the run waits for the
     first that may, or ends when that is after `stop_at`. A refused key ends it after the
@@ -54,7 +54,7 @@ async def poll_rounds(
     while (now := client.clock()) < client.stop_at and client.auth_failure is None:
         left = min(CACHE, client.stop_at - now).total_seconds() / 60
         limit = None if budget is None else budget - planned_polls
-        planned = plan_polls(numbers, seen, now, per_minute, left, cadence, limit=limit)
+        planned = dict(plan_round(numbers, seen, now, per_minute, left, cadence, limit=limit))
         if not planned:
             wake = next_eligible(numbers, seen, now)
             if limit == 0 or wake is None or wake >= client.stop_at:

@@ -45,6 +45,15 @@ async def test_minute_budget_holds_the_sixteenth_request_until_the_first_ages_ou
     assert clock.slept == [60.0]
 
 
+async def test_a_primed_limiter_counts_an_earlier_runs_last_sends(clock) -> None:
+    limiter = faked(clock, per_second=None, per_minute=15, margin_seconds=0)
+    start = clock.seconds()
+    limiter.prime([start - 50.0] * 10 + [start - 70.0] * 5)  # ten still in the minute
+    sends = await take(limiter, 6)
+    assert sends == [start] * 5 + [start + 10]  # the sixth waits for the ten to age out
+    assert limiter.requests == 6  # primed sends are not this run's requests
+
+
 async def test_no_budget_unit_is_granted_at_or_after_the_deadline(clock) -> None:
     limiter = faked(clock, per_second=None, per_minute=15, margin_seconds=0)
     until = clock() + timedelta(seconds=59)

@@ -17,6 +17,7 @@ from kapso_health.tasks.plan import (
     in_trouble,
     next_eligible,
     plan_polls,
+    plan_round,
     seen_after,
     seen_from_polls,
 )
@@ -32,6 +33,7 @@ from kapso_health.tasks.vocabulary import (
 
 NOW = datetime(2026, 3, 2, 12, tzinfo=UTC)
 MIN = timedelta(minutes=1)
+SECOND = timedelta(seconds=1)
 CADENCE = 35 * MIN
 
 
@@ -308,3 +310,14 @@ def test_consecutive_runs_poll_every_number_once_before_any_twice() -> None:
         now += interval
     assert all(spread <= 1 for spread in rounds)  # nobody twice while someone is at zero
     assert sorted(counts.values()) == [1] * 140 + [2] * 110  # 360 polls: 250 + 110
+
+
+def test_a_round_stays_within_what_is_left_of_the_runs_budget() -> None:
+    assert plan(["a", "b", "c"], {}, 3, limit=2) == ["a", "b"]
+    assert plan(["a", "b", "c"], {}, 3, limit=0) == []
+
+
+def test_each_poll_of_a_round_has_its_slot_time_and_none_is_before_its_cache_ends() -> None:
+    last = {"late": seen(CACHE / MIN - 0.5, trouble=True, usually=False), "due": seen(60)}
+    planned = plan_round(["new", "due", "late"], last, NOW, 60, 1, CADENCE)
+    assert planned == [("new", NOW), ("due", NOW + SECOND), ("late", NOW + 30 * SECOND)]
