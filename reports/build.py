@@ -130,6 +130,7 @@ def _build(history: HistoryReader, days: list[date], policy: Policy) -> dict[str
 SHARED = (  # read by several tables: computed once per batch, in this order
     "ordered",
     "pieces",
+    "reported_numbers",
     "transitions",
     "incident_days",
     "seen_numbers",
