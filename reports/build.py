@@ -34,8 +34,13 @@ from kapso_health.reports.attention_details import (
     failing_checks,
 )
 from kapso_health.reports.policy import Policy
-from kapso_health.reports.rollup import fleet_rollup, latest_attributes
-from kapso_health.tasks.names import number_names
+from kapso_health.reports.rollup import (
+    ATTRIBUTE_COLUMNS,
+    latest_attributes,
+    number_days,
+    rollup_of,
+)
+from kapso_health.tasks.names import LISTED_COLUMNS, number_names
 from kapso_health.tasks.schemas import to_pandas
 from kapso_health.tasks.settings import REPORT_ROWS_PER_BATCH
 
@@ -56,6 +61,8 @@ class HistoryReader(Protocol):
 
 
 CHECK_COLUMNS = ["config_id", "polled_at", "checked_at", "check_name", "passed"]
+# of the `numbers` table (every listing up to the last day): the roll-ups' and the names' columns
+NUMBER_COLUMNS = list(dict.fromkeys(["listed_at", *ATTRIBUTE_COLUMNS, *LISTED_COLUMNS]))
 T = TypeVar("T")
 READ_ATTEMPTS = 3  # a compaction may replace a file between its listing and its reading
 
@@ -119,7 +126,7 @@ def _build(history: HistoryReader, days: list[date], policy: Policy) -> dict[str
         con.close()
     tables["check_pass_rates"] = checks
     tables["changes_since_day_before"] = changes_since(tables.pop("state_moves"))
-    numbers = to_pandas(history.read_arrow("numbers", None, days[-1]))
+    numbers = to_pandas(history.read_arrow("numbers", None, days[-1], NUMBER_COLUMNS))
     tables.update(fleet_tables(tables["availability_daily"], tables["quality_daily"], numbers))
     ids = pd.concat([tables[name]["config_id"] for name in NAMED], ignore_index=True)
     observed = tables.pop("observed_names").set_index("config_id")
@@ -187,11 +194,12 @@ def fleet_tables(
     """Roll-ups per day: the fleet, per Kapso project (from the polls, in `availability`), and
     per customer and per WABA from the `numbers` table."""
     attributes = latest_attributes(numbers)
+    merged = number_days(availability, quality)
     return {
-        "fleet_daily": fleet_rollup(availability, quality),
-        "project_daily": fleet_rollup(availability, quality, by="project"),
-        "customer_daily": fleet_rollup(availability, quality, attributes, "customer_id"),
-        "waba_daily": fleet_rollup(availability, quality, attributes, "business_account_id"),
+        "fleet_daily": rollup_of(merged),
+        "project_daily": rollup_of(merged, by="project"),
+        "customer_daily": rollup_of(merged, attributes, "customer_id"),
+        "waba_daily": rollup_of(merged, attributes, "business_account_id"),
     }
 
 
