@@ -136,6 +136,7 @@ def _build(history: HistoryReader, days: list[date], policy: Policy) -> dict[str
 
 SHARED = (  # read by several tables: computed once per batch, in this order
     "ordered",
+    "cadence",  # every piece over `observations` reads it (empty with a fixed max gap)
     "pieces",
     "reported_numbers",
     "transitions",
