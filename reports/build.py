@@ -12,9 +12,10 @@ storage layer.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 from math import ceil
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 import duckdb
 import pandas as pd
@@ -33,8 +34,13 @@ from kapso_health.reports.attention_details import (
     failing_checks,
 )
 from kapso_health.reports.policy import Policy
-from kapso_health.reports.rollup import fleet_rollup, latest_attributes
-from kapso_health.tasks.names import number_names
+from kapso_health.reports.rollup import (
+    ATTRIBUTE_COLUMNS,
+    latest_attributes,
+    number_days,
+    rollup_of,
+)
+from kapso_health.tasks.names import LISTED_COLUMNS, number_names
 from kapso_health.tasks.schemas import to_pandas
 from kapso_health.tasks.settings import REPORT_ROWS_PER_BATCH
 
@@ -55,6 +61,9 @@ class HistoryReader(Protocol):
 
 
 CHECK_COLUMNS = ["config_id", "polled_at", "checked_at", "check_name", "passed"]
+# of the `numbers` table (every listing up to the last day): the roll-ups' and the names' columns
+NUMBER_COLUMNS = list(dict.fromkeys(["listed_at", *ATTRIBUTE_COLUMNS, *LISTED_COLUMNS]))
+T = TypeVar("T")
 READ_ATTEMPTS = 3  # a compaction may replace a file between its listing and its reading
 
 
@@ -72,9 +81,14 @@ def build_reports(
 ) -> dict[str, pd.DataFrame]:
     """Every report table for `days`. A file replaced by a compaction while the report reads
     makes it start again from a fresh listing (each row is read once, never twice)."""
+    return _listing_again_if_gone(lambda: _build(history, days, policy))
+
+
+def _listing_again_if_gone(read: Callable[[], T]) -> T:
+    """`read()`, again (it lists the files afresh) when a file it listed was gone."""
     for attempt in range(READ_ATTEMPTS):
         try:
-            return _build(history, days, policy)
+            return read()
         except duckdb.IOException as error:
             if attempt == READ_ATTEMPTS - 1 or not _file_gone(error):
                 raise
@@ -103,17 +117,17 @@ def _build(history: HistoryReader, days: list[date], policy: Policy) -> dict[str
         # the repeated bodies all the batches found.
         con.execute("CREATE OR REPLACE TEMP VIEW repeated_bodies AS SELECT * FROM repeated")
         checks = engine.fetch(con, "check_pass_rates", "config_id, day_us, check_name")
+        tables = {
+            name: pd.concat([part[name] for part in parts], ignore_index=True) for name in parts[0]
+        }
+        tables["needs_attention"] = worst_first(tables["needs_attention"])
+        tables.update(attention_details(con, history, tables["needs_attention"]))
     finally:
         con.close()
-    tables = {
-        name: pd.concat([part[name] for part in parts], ignore_index=True) for name in parts[0]
-    }
     tables["check_pass_rates"] = checks
-    tables["needs_attention"] = worst_first(tables["needs_attention"])
     tables["changes_since_day_before"] = changes_since(tables.pop("state_moves"))
-    numbers = to_pandas(history.read_arrow("numbers", None, days[-1]))
+    numbers = to_pandas(history.read_arrow("numbers", None, days[-1], NUMBER_COLUMNS))
     tables.update(fleet_tables(tables["availability_daily"], tables["quality_daily"], numbers))
-    tables.update(attention_details(history, tables["needs_attention"]))
     ids = pd.concat([tables[name]["config_id"] for name in NAMED], ignore_index=True)
     observed = tables.pop("observed_names").set_index("config_id")
     tables["number_names"] = number_names(ids.astype("string"), observed, numbers)
@@ -122,7 +136,9 @@ def _build(history: HistoryReader, days: list[date], policy: Policy) -> dict[str
 
 SHARED = (  # read by several tables: computed once per batch, in this order
     "ordered",
+    "cadence",  # every piece over `observations` reads it (empty with a fixed max gap)
     "pieces",
+    "reported_numbers",
     "transitions",
     "incident_days",
     "seen_numbers",
@@ -179,29 +195,52 @@ def fleet_tables(
     """Roll-ups per day: the fleet, per Kapso project (from the polls, in `availability`), and
     per customer and per WABA from the `numbers` table."""
     attributes = latest_attributes(numbers)
+    merged = number_days(availability, quality)
     return {
-        "fleet_daily": fleet_rollup(availability, quality),
-        "project_daily": fleet_rollup(availability, quality, by="project"),
-        "customer_daily": fleet_rollup(availability, quality, attributes, "customer_id"),
-        "waba_daily": fleet_rollup(availability, quality, attributes, "business_account_id"),
+        "fleet_daily": rollup_of(merged),
+        "project_daily": rollup_of(merged, by="project"),
+        "customer_daily": rollup_of(merged, attributes, "customer_id"),
+        "waba_daily": rollup_of(merged, attributes, "business_account_id"),
     }
 
 
 NAMED = ("needs_attention", "changes_since_day_before", "availability_daily", "incidents")
 
 
-def attention_details(history: HistoryReader, attention: pd.DataFrame) -> dict[str, pd.DataFrame]:
+def attention_details(
+    con: duckdb.DuckDBPyConnection, history: HistoryReader, attention: pd.DataFrame
+) -> dict[str, pd.DataFrame]:
     """The failing checks and entity errors of each number needing attention, read from the
-    days of those observations only."""
+    days of those observations only, and of those days only the rows of those observations
+    (`attention_rows`, in the files' order)."""
     keys = attention[["config_id", "polled_at"]]
     days = sorted({stamp.date() for stamp in pd.to_datetime(keys["polled_at"], utc=True)})
+    con.register("attention_keys", pa.Table.from_pandas(keys, preserve_index=False))
+    con.execute("SET preserve_insertion_order = true")  # the rows as the files hold them
     checks, errors = [], []
     for day in days:
-        found = history.read_arrow("checks", day, day, ATTENTION_CHECK_COLUMNS, dictionary=True)
+        found = _attention_rows(con, history, "checks", day, ATTENTION_CHECK_COLUMNS)
         checks.append(failing_checks(found, keys))
-        found = history.read_arrow("entities", day, day, ENTITY_COLUMNS, dictionary=True)
+        found = _attention_rows(con, history, "entities", day, ENTITY_COLUMNS)
         errors.append(entity_errors(found, keys))
     return {
         "attention_checks": pd.concat([pd.DataFrame(columns=FAILING_COLUMNS), *checks]),
         "attention_entity_errors": pd.concat([pd.DataFrame(columns=ERROR_COLUMNS), *errors]),
     }
+
+
+def _attention_rows(
+    con: duckdb.DuckDBPyConnection,
+    history: HistoryReader,
+    table: str,
+    day: date,
+    columns: list[str],
+) -> pa.Table:
+    """`columns` of the rows of the history's `table` on `day` that `attention_keys` names
+    (listed again when a compaction replaced a file meanwhile)."""
+
+    def read() -> pa.Table:
+        engine.read_history(con, history, table, day, day, columns, "day_rows")
+        return con.sql(engine.sql("attention_rows")).to_arrow_table()
+
+    return _listing_again_if_gone(read)

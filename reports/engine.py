@@ -85,6 +85,7 @@ PIECES: dict[str, tuple[str, ...]] = {
     "newest_known": ("known_observations", "report_period"),
     "needs_attention": ("newest_known", "known_observations", "report_period"),
     "state_moves": ("newest_known",),
+    "attention_rows": ("day_rows", "attention_keys"),  # a day's checks or entities, by build
 }
 
 
@@ -272,7 +273,7 @@ def read_history(
         else f"CAST(NULL AS {_SQL_TYPES[schema.field(column).type]}) AS {column}"
         for column in columns
     )
-    con.execute(f"CREATE TEMP VIEW {name} AS SELECT {chosen} FROM {source}")
+    con.execute(f"CREATE OR REPLACE TEMP VIEW {name} AS SELECT {chosen} FROM {source}")
 
 
 GLOB_CHARACTERS = "*?[{"

@@ -218,11 +218,13 @@ def _heatmap(
         grid.index = grid.index.get_level_values(1)
     width, height = LABEL + CELL * len(grid.columns) + 10, CELL * len(grid.index) + 30
     cells = []
-    for row, ((number, values), label) in enumerate(zip(grid.iterrows(), labels, strict=True)):
+    days = [f"{day:%Y-%m-%d}" for day in grid.columns]
+    rows = zip(grid.index, grid.to_numpy(dtype=object), labels, strict=True)
+    for row, (number, values, label) in enumerate(rows):
         y = 20 + row * CELL
         full = escape(number_label(number, known))
         cells.append(f'<text x="0" y="{y + CELL - 3}">{escape(label)}<title>{full}</title></text>')
-        for col, (day, value) in enumerate(values.items()):
+        for col, (day, value) in enumerate(zip(days, values, strict=True)):
             shown = (
                 "no data"
                 if pd.isna(value)
@@ -231,7 +233,7 @@ def _heatmap(
             cells.append(
                 f'<rect class=cell x="{LABEL + col * CELL}" y="{y}" width="{CELL - 1}" '
                 f'height="{CELL - 1}" fill="{colour(value)}"><title>'
-                f"{full} {day:%Y-%m-%d}: {escape(shown)}"
+                f"{full} {day}: {escape(shown)}"
                 "</title></rect>"
             )
     return f'<svg class=chart width="{width}" height="{height}" role="img">{"".join(cells)}</svg>'
@@ -284,7 +286,11 @@ def _rows(
 ) -> str:
     if frame.empty:
         return "<p class=note>None.</p>"
-    rows = [[_cell(row[c], c in percent) for c in columns] for _, row in frame.iterrows()]
+    shown = [c in percent for c in columns]
+    rows = [
+        [_cell(value, as_percent) for value, as_percent in zip(row, shown, strict=True)]
+        for row in frame[columns].itertuples(index=False, name=None)
+    ]
     return rows_table(columns, rows, table_id)
 
 

@@ -81,9 +81,10 @@ def _since(row: object) -> str:
 
 def _by_number(frame: pd.DataFrame) -> dict[str, list[dict]]:
     """The rows of `frame` as records, by number (no namedtuple class per number)."""
-    return {
-        number: rows.to_dict("records") for number, rows in frame.groupby("config_id", sort=False)
-    }
+    found: dict[str, list[dict]] = {}
+    for record in frame.to_dict("records"):
+        found.setdefault(record["config_id"], []).append(record)
+    return found
 
 
 def _checks(found: list[dict]) -> str:

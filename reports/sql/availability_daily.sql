@@ -15,6 +15,7 @@ samples AS (
         count(*) FILTER (WHERE state = {UNKNOWN}) AS polls_unknown,
         max(max_gap_us) / 1e6 AS max_gap_seconds
     FROM observations
+    WHERE day_us IN (SELECT day_us FROM report_days)
     GROUP BY config_id, day_us
 ),
 held AS (
@@ -49,6 +50,7 @@ incident_counts AS (
             kind = {DOWN} AND NOT ongoing AND end_us // {DAY} * {DAY} = day_us
                 AS recovered_that_day
         FROM incident_days
+        WHERE day_us IN (SELECT day_us FROM report_days)
     ) AS marked
     GROUP BY config_id, day_us
 ),

@@ -24,6 +24,7 @@ observed AS (
     FROM observations
     LEFT JOIN value_ranks AS ranks
         ON ranks.field = 'quality_rating' AND ranks.value = quality_rating
+    WHERE day_us IN (SELECT day_us FROM report_days)
     GROUP BY config_id, day_us
 ),
 changes AS (
@@ -34,6 +35,7 @@ changes AS (
         count(*) FILTER (WHERE field = 'quality_rating' AND worse) AS downgrades,
         count(*) FILTER (WHERE field = 'phone_status') AS phone_status_changes
     FROM transitions
+    WHERE day_us IN (SELECT day_us FROM report_days)
     GROUP BY config_id, day_us
 )
 SELECT
