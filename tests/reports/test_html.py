@@ -92,7 +92,7 @@ def test_a_long_listing_shows_its_first_rows_and_says_where_the_rest_are() -> No
 
 def test_the_page_states_how_long_an_observation_held(tables: dict[str, pd.DataFrame]) -> None:
     page = render_report("Report", tables, Policy(max_gap=None).gap_rule())
-    assert "at most each number&#x27;s own cadence: 1.5 x its median interval" in page
+    assert "at most each number&#x27;s own cadence: 1.5 x its time-weighted median interval" in page
     assert page.index("id=max-gap") < page.index("class=figures")  # near the top
     assert "id=max-gap" not in render_report("Report", tables)
 
