@@ -284,9 +284,7 @@ def measure(day: ProjectDay, root: Path) -> Measures:
         known[rule] = daily["coverage"].fillna(0).mean()
         gaps = dict(zip(daily["config_id"], daily["max_gap_seconds"], strict=True))
         observed[rule] = statistics.fmean(
-            held(sent[number][1], gaps.get(config_of[number], 0.0)) / DAY
-            if number in sent
-            else 0.0
+            held(sent[number][1], gaps.get(config_of[number], 0.0)) / DAY if number in sent else 0.0
             for number in (n.phone_number_id for n in fleet.numbers if n.profile != "deleted")
         )
     in_day = sum(1 for t in day.accepted if 0 <= t < DAY)

@@ -244,8 +244,7 @@ async def poll_and_store(
         raise RuntimeError("internal error: not every number got exactly one poll result")
     columns = [polled_column, *SEEN_COLUMNS]
     polls = pd.concat(
-        [to_pandas(table.select(columns)) for table in tables]
-        or [pd.DataFrame(columns=columns)],
+        [to_pandas(table.select(columns)) for table in tables] or [pd.DataFrame(columns=columns)],
         ignore_index=True,
     )
     stored.polls.append(polls)
@@ -362,9 +361,7 @@ async def collect_project(
             capacity=asdict(room) | {"line": room.line()},
             planned=planned,
             not_reached=planned - summary["numbers"],
-            numbers_polled=len(
-                set().union(*(set(polls.iloc[:, 0]) for polls in stored.polls))
-            ),
+            numbers_polled=len(set().union(*(set(polls.iloc[:, 0]) for polls in stored.polls))),
             stop_at=client.stop_at.isoformat() if client.stop_at else None,
             shared_limit_batches=shared.batches if shared else 0,
             shared_limit_batch_size=shared.batch if shared else 0,

@@ -10,8 +10,8 @@ once), planning each round from what the history and the run's own polls say so 
 - a number whose state is unusual *for it* (a number that is usually fine and is now in
   trouble, or one usually in trouble that now looks fine, or whose last poll failed) is
   *watched*: polled every `WATCH_INTERVAL` (as often as Kapso's cache allows), before
-  everyone else, with up to `WATCH_SHARE` of each round's budget. Such a state is news and tends to change again soon: a recovery or a
-  relapse is seen within minutes;
+  everyone else, with up to `WATCH_SHARE` of each round's budget. Such a state is news and
+  tends to change again soon: a recovery or a relapse is seen within minutes;
 - every other number, in trouble as usual or healthy as usual, is polled by due time (its last
   poll plus the fleet's cadence), the most overdue first; numbers not yet due fill what is left
   of the budget, so the budget is never idle while a number could be polled;
@@ -225,9 +225,8 @@ def seen_from_polls(polls: pd.DataFrame, key: str, now: datetime) -> dict[str, L
     ok = ok.sort_values([key, "checked_at"], kind="stable")
     following = ok.groupby(key)["checked_at"].shift(-1)
     held = (following.fillna(pd.Timestamp(now)) - ok["checked_at"]).dt.total_seconds().clip(0)
-    share = (
-        (held * ok["trouble"]).groupby(ok[key]).sum()
-        / held.groupby(ok[key]).sum().where(lambda total: total > 0)
+    share = (held * ok["trouble"]).groupby(ok[key]).sum() / held.groupby(ok[key]).sum().where(
+        lambda total: total > 0
     )
     usual = share.fillna(ok.groupby(key)["trouble"].last().astype(float)).gt(USUAL_TROUBLE_SHARE)
     newest = ok.groupby(key).tail(1).set_index(key)
@@ -249,24 +248,6 @@ def seen_from_polls(polls: pd.DataFrame, key: str, now: datetime) -> dict[str, L
 
 def _when(value: object) -> datetime | None:
     return None if value is None or pd.isna(value) else pd.Timestamp(value).to_pydatetime()
-
-
-def plan_polls(
-    numbers: Sequence[str],
-    last: Mapping[str, LastSeen],
-    now: datetime,
-    per_minute: float | None,
-    window_minutes: float | None,
-    cadence: timedelta,
-    watch_interval: timedelta = WATCH_INTERVAL,
-    cache: timedelta = CACHE,
-    limit: int | None = None,
-) -> list[str]:
-    """The ids of `plan_round`, in order."""
-    planned = plan_round(
-        numbers, last, now, per_minute, window_minutes, cadence, watch_interval, cache, limit
-    )
-    return [number_id for number_id, _ in planned]
 
 
 def plan_round(

@@ -125,7 +125,8 @@ def test_report_writes_a_page_and_three_keyed_artifacts(tmp_path: Path) -> None:
     assert page == tmp_path / "reports" / "html" / "kapso-health-2026-03-01.html"
     html = page.read_text()
     assert html.count("class=cell") == 2 * 8 and html.count("<script") == 1  # filter and sort
-    assert "own cadence: 1.5 x its time-weighted median interval" in html  # the default rule, said on the page
+    # the default rule, said on the page
+    assert "own cadence: 1.5 x its time-weighted median interval" in html
     assert summary["max_gap"].startswith("each number's own cadence")
     artifacts = asyncio.run(read_artifacts(state.state_details.flow_run_id))
     assert set(artifacts) == {

@@ -16,7 +16,6 @@ from kapso_health.tasks.plan import (
     capacity,
     in_trouble,
     next_eligible,
-    plan_polls,
     plan_round,
     seen_after,
     seen_from_polls,
@@ -44,6 +43,11 @@ def seen(
     at = NOW - minutes_ago * MIN
     usual = trouble if usually is None else usually
     return LastSeen(at, at, in_trouble=trouble, usually_in_trouble=usual, **extra)
+
+
+def plan_polls(*args: object, **kwargs: object) -> list[str]:
+    """The ids of a `plan_round`, in order."""
+    return [number_id for number_id, _ in plan_round(*args, **kwargs)]  # type: ignore[arg-type]
 
 
 def plan(ids: list[str], last: dict[str, LastSeen], allowed: int, **kwargs: object) -> list[str]:
