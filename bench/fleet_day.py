@@ -47,9 +47,9 @@ from kapso_health.simulator.server import Simulator, SimulatorConfig, serving
 from kapso_health.tasks.client import KapsoClient
 from kapso_health.tasks.fetch import numbers_table, poll_numbers
 from kapso_health.tasks.flatten import flatten_polls, number_ids
-from kapso_health.tasks.last_observations import SEEN_COLUMNS, Known, recent_polls, sent_lately
-from kapso_health.tasks.plan import capacity, seen_from_polls
-from kapso_health.tasks.rolling import open_window, poll_rounds
+from kapso_health.tasks.last_observations import SEEN_COLUMNS, Known
+from kapso_health.tasks.plan import capacity
+from kapso_health.tasks.rolling import poll_rounds, start_window
 from kapso_health.tasks.schemas import to_pandas
 from kapso_health.tasks.settings import (
     MAX_GAP_MINUTES,
@@ -158,18 +158,15 @@ async def rolling_run(day, settings, store, ids, known_ids, at, start) -> None:
     run_id = f"{day.name}{at:%Y%m%dT%H%M}"
     async with KapsoClient(settings, clock=loop.at) as client:
         known = Known.read(store, at, run_id, KEY)
-        recent = recent_polls(store, at, KEY, day.name, exclude_run=run_id)
-        seen = seen_from_polls(recent, KEY, at)
-        client.limiter.prime(sent_lately(recent, at))
+        seen = start_window(client, store, KEY, day.name, run_id, at, WINDOW_MINUTES)
         room = capacity(len(ids), settings.rate_per_minute, WINDOW_MINUTES, SCHEDULE_MINUTES)
-        open_window(client, at, WINDOW_MINUTES)
 
         async def poll_round(planned: dict[str, datetime], index: int) -> pd.DataFrame:
             results = await poll_numbers(client, list(planned), known.skip_until, None, planned)
             return store_polls(store, results, run_id, f"r{index:03d}", known, known_ids, day)
 
         cadence = timedelta(minutes=room.cadence_minutes or 0)
-        await poll_rounds(client, ids, seen, KEY, cadence, poll_round)
+        await poll_rounds(client, ids, seen, KEY, cadence, poll_round, room.allowed)
         finish(day, client, loop.time() - start)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections import Counter
+from datetime import datetime, timedelta
 from typing import Annotated, Any
 
 from prefect import flow, get_run_logger
@@ -75,7 +76,7 @@ async def collect_health(
     command line does it before Prefect starts and then passes False for the URL it checked).
     """
     logger = get_run_logger()
-    run_started = utc_now()
+    run_started = window_start(utc_now(), flow_run.scheduled_start_time, window_minutes)
     run_id = check_run_id(run_id or str(flow_run.id or uuid.uuid4()))
     projects_file = configured("projects", projects)
     chosen = chosen_projects(
@@ -151,6 +152,18 @@ async def collect_health(
             "projects failed: " + "; ".join(f"{r.summary['project']}: {r.error}" for r in failed)
         )
     return summary
+
+
+def window_start(
+    now: datetime, scheduled: datetime | None, window_minutes: float | None
+) -> datetime:
+    """Where a rolling run's window starts: when the schedule wanted the run, so a run that
+    starts late still ends before the next one is due; from now when it started later than
+    a whole window after that (or was not scheduled)."""
+    if scheduled is None or window_minutes is None or scheduled > now:
+        return now
+    late = now - scheduled
+    return scheduled if late < timedelta(minutes=window_minutes) else now
 
 
 def _clear_earlier_attempt(store: ParquetStore, run_id: str, written: set[str]) -> None:

@@ -24,18 +24,12 @@ from kapso_health.tasks.client import KapsoAuthError, KapsoClient, KapsoListErro
 from kapso_health.tasks.compaction import finish_compactions
 from kapso_health.tasks.fetch import clean_ids, numbers_table, poll_numbers
 from kapso_health.tasks.flatten import NumberIds, flatten_polls, number_ids, polled_id_column
-from kapso_health.tasks.last_observations import (
-    SEEN_COLUMNS,
-    Known,
-    recent_number_ids,
-    recent_polls,
-    sent_lately,
-)
+from kapso_health.tasks.last_observations import SEEN_COLUMNS, Known, recent_number_ids
 from kapso_health.tasks.limiter import SharedBudget
-from kapso_health.tasks.plan import capacity, seen_from_polls
+from kapso_health.tasks.plan import CACHE, capacity
 from kapso_health.tasks.poll import PollResult
 from kapso_health.tasks.projects import Project
-from kapso_health.tasks.rolling import open_window, poll_rounds
+from kapso_health.tasks.rolling import poll_rounds, start_window
 from kapso_health.tasks.schemas import DEFAULT_PROJECT, to_pandas
 from kapso_health.tasks.settings import ConnectionSettings
 from kapso_health.tasks.storage import ParquetStore
@@ -178,12 +172,12 @@ async def list_numbers(
 @dataclass
 class Stored:
     """What polling and storing gave so far: (outcome, status) counts, the files written, the
-    state-change events emitted, and the polls rows (the planner's columns)."""
+    state-change events emitted, and the ids polled."""
 
     counts: Counter = field(default_factory=Counter)
     written: set[str] = field(default_factory=set)
     alerts: Counter = field(default_factory=Counter)
-    polls: list[pd.DataFrame] = field(default_factory=list)
+    polled: set[str] = field(default_factory=set)
 
 
 async def poll_and_store(
@@ -247,7 +241,7 @@ async def poll_and_store(
         [to_pandas(table.select(columns)) for table in tables] or [pd.DataFrame(columns=columns)],
         ignore_index=True,
     )
-    stored.polls.append(polls)
+    stored.polled.update(reached)
     return polls
 
 
@@ -301,11 +295,8 @@ async def collect_project(
         if window_minutes is None:
             total = len(numbers.ids)
         else:
-            now = client.clock()
-            open_window(client, run_started or now, window_minutes)
-            recent = recent_polls(store, now, key, project.name, exclude_run=run_id)
-            seen = seen_from_polls(recent, key, now)
-            client.limiter.prime(sent_lately(recent, now))
+            started = run_started or client.clock()
+            seen = start_window(client, store, key, project.name, run_id, started, window_minutes)
             cadence = timedelta(minutes=room.cadence_minutes or 0)
             total = room.allowed
         logger.info(
@@ -345,7 +336,17 @@ async def collect_project(
                 await poll(numbers.ids)
                 planned = len(numbers.ids)
             else:
-                planned = await poll_rounds(client, numbers.ids, seen, key, cadence, poll_round)
+                planned = await poll_rounds(
+                    client, numbers.ids, seen, key, cadence, poll_round, room.allowed
+                )
+                if planned == 0 and numbers.ids:
+                    logger.info(
+                        "Project %s: no number could be polled in this window: each was polled "
+                        "less than %d minutes ago (Kapso would answer from its cache) or is "
+                        "backed off by Kapso",
+                        project.name,
+                        CACHE // timedelta(minutes=1),
+                    )
         counts, written, alerts = stored.counts, stored.written, stored.alerts
         summary = run_summary(
             run_id,
@@ -361,7 +362,7 @@ async def collect_project(
             capacity=asdict(room) | {"line": room.line()},
             planned=planned,
             not_reached=planned - summary["numbers"],
-            numbers_polled=len(set().union(*(set(polls.iloc[:, 0]) for polls in stored.polls))),
+            numbers_polled=len(stored.polled),
             stop_at=client.stop_at.isoformat() if client.stop_at else None,
             shared_limit_batches=shared.batches if shared else 0,
             shared_limit_batch_size=shared.batch if shared else 0,
@@ -403,7 +404,7 @@ class Progress:
         self.artifact_id = await acreate_progress_artifact(
             0.0,
             key="collect-health-progress",
-            description=f"Numbers of project {self.project} polled in this run",
+            description=f"Polls of project {self.project} made in this run (of those it may make)",
         )
         self._ticker = asyncio.create_task(self._tick())
         return self
@@ -421,7 +422,7 @@ class Progress:
     async def _report(self) -> None:
         done = sum(self.outcomes.values())
         self.logger.info(
-            "Project %s: polled %d/%d numbers (%s)",
+            "Project %s: %d/%d polls made (%s)",
             self.project,
             done,
             self.total,

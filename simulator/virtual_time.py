@@ -6,7 +6,7 @@ the loop (asyncio.sleep, timeouts, the limiter, the simulator's latency and rate
 on that clock, so a simulated day passes in the minutes its work takes. Real sockets still work:
 the simulator and the client talk HTTP over loopback in the same thread, and a write is
 readable by its peer before the loop looks again, so a jump never skips a pending answer
-(`VirtualTimeLoop.late` counts the times the loop found I/O ready only after it had jumped).
+(the simulator's latency is a timer like any other).
 """
 
 from __future__ import annotations
@@ -35,7 +35,6 @@ class _JumpingSelector(selectors.DefaultSelector):  # type: ignore[misc, valid-t
                 raise RuntimeError("virtual time stalled: nothing scheduled and no I/O")
             return events
         self.loop.now += max(timeout, MIN_JUMP_SECONDS)  # a clock that reads datetimes moves
-        self.loop.jumps += 1
         return []
 
 
@@ -46,7 +45,6 @@ class VirtualTimeLoop(asyncio.SelectorEventLoop):
     def __init__(self, origin: datetime) -> None:
         self.origin = origin
         self.now = 0.0
-        self.jumps = 0
         selector = _JumpingSelector()
         selector.loop = self
         super().__init__(selector)

@@ -70,6 +70,7 @@ class KapsoClient:
             follow_redirects=False,
         )
         self.auth_failure: KapsoAuthError | None = None  # set by the first 401/403
+        self.refused = asyncio.Event()  # set with it: polls waiting for their slot stop waiting
         self.stop_at: datetime | None = None  # a rolling run's last start: no new polls after
         self.deadline: datetime | None = None  # its window's end: no request outlives it
         self.attempt_outcomes: Counter[str] = Counter()  # every health request's outcome
@@ -217,6 +218,7 @@ class KapsoClient:
                     "the Secret block; the run stopped without polling further."
                 )
             )
+            self.refused.set()
             result.outcome, result.error = Outcome.UNAUTHORIZED, str(self.auth_failure)
             return
         if status == 200 and isinstance(result.body, dict):

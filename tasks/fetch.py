@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime
@@ -57,8 +58,9 @@ async def poll_numbers(
     async def one(number_id: str) -> PollResult | None:
         if (start := not_before.get(number_id)) is not None:
             wait = (start - client.clock()).total_seconds()
-            if wait > 0:
-                await asyncio.sleep(wait)
+            if wait > 0:  # a refused key ends the wait: the poll resolves at once
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(client.refused.wait(), wait)
         until = skip_until.get(number_id)
         now = client.clock()
         if until is not None and until > now:

@@ -113,7 +113,8 @@ class Known:
         return known
 
     def learn(self, polls: pa.Table, polled_column: str) -> None:
-        """Take the `ok` observations of `polls` (newer than what is known) as the newest."""
+        """Take the `ok` observations of `polls` as the newest known (a run learns its polls
+        in the order it makes them)."""
         if "outcome" in polls.column_names:
             polls = polls.filter(pc.equal(polls.column("outcome"), Outcome.OK.value))
         columns = list(dict.fromkeys(["config_id", "checked_at", "retry_after", *KNOWN_COLUMNS]))

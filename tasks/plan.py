@@ -41,8 +41,10 @@ from kapso_health.tasks.vocabulary import (
     Outcome,
 )
 
-# Kapso repeats a number's result for 3 minutes: polling sooner buys the same body again.
+# Kapso repeats a number's result for 3 minutes: polling sooner buys the same body again. The
+# cache runs from Kapso's check, which our clock sees a little off: poll a margin after it.
 CACHE = timedelta(minutes=3)
+REPEAT_MARGIN = timedelta(seconds=5)
 # How often a watched number (its state unusual for it) is polled: as often as Kapso's cache
 # allows; and the share of a round's budget watched numbers may take before the others. In the
 # fleet-day benchmark (bench/fleet_day.py) a half share detects recoveries 3-4 x sooner than
@@ -114,7 +116,8 @@ def capacity(
 ) -> Capacity:
     """The capacity of `numbers` numbers at `per_minute` health checks a minute.
 
-    A window allows `floor(window x per_minute)` polls (unlimited without a limit). Without a
+    A window allows `floor(window x per_minute)` polls, and no more than each number once per
+    Kapso cache period in it (all that a run can use of the budget). Without a
     window a run is one full sweep: each number every `numbers / per_minute` minutes, never
     less than the schedule's interval. A rolling run spends its whole budget, so with a
     window and an interval each number is polled every `interval x numbers / allowed`
@@ -129,10 +132,10 @@ def capacity(
         raise ValueError("window_minutes must not be negative")
     if window_minutes is None:
         allowed = numbers
-    elif per_minute is None:
+    else:  # the budget, and no number more often than Kapso's cache allows
         allowed = numbers * max(1, math.floor(window_minutes / _minutes(CACHE)))
-    else:
-        allowed = math.floor(window_minutes * per_minute + 1e-9)
+        if per_minute is not None:
+            allowed = min(allowed, math.floor(window_minutes * per_minute + 1e-9))
     cadence: float | None
     if numbers == 0:
         cadence = 0.0
@@ -213,23 +216,27 @@ def seen_from_polls(polls: pd.DataFrame, key: str, now: datetime) -> dict[str, L
     """Per number (keyed by the polls column `key`, the polled id), what the planner needs,
     from its `polls` rows (any order): its last poll and whether it shows trouble, its last
     observation, Kapso's backoff, and whether it is usually in trouble: in trouble for more
-    than `USUAL_TROUBLE_SHARE` of the time its observations cover (each holds until the next,
-    the last until `now`), so a number polled often while in trouble is not taken for one
-    that usually is."""
+    than `USUAL_TROUBLE_SHARE` of the time its polls cover (each holds until the next, the
+    last until `now`; a failed poll is trouble; a cached body again is no new poll), so a
+    number polled often while in trouble is not taken for one that usually is, and one that
+    keeps failing soon is."""
     polls = polls[polls[key].notna()].sort_values([key, "polled_at"], kind="stable")
     if polls.empty:
         return {}
     trouble = troubled(polls)
-    ok = polls[polls["outcome"].eq(Outcome.OK.value)].assign(trouble=trouble)
-    ok = ok[ok["checked_at"].notna()].drop_duplicates([key, "checked_at"])
-    ok = ok.sort_values([key, "checked_at"], kind="stable")
-    following = ok.groupby(key)["checked_at"].shift(-1)
-    held = (following.fillna(pd.Timestamp(now)) - ok["checked_at"]).dt.total_seconds().clip(0)
-    share = (held * ok["trouble"]).groupby(ok[key]).sum() / held.groupby(ok[key]).sum().where(
-        lambda total: total > 0
-    )
-    usual = share.fillna(ok.groupby(key)["trouble"].last().astype(float)).gt(USUAL_TROUBLE_SHARE)
-    newest = ok.groupby(key).tail(1).set_index(key)
+    ok = polls["outcome"].eq(Outcome.OK.value)
+    repeat = ok & polls["checked_at"].notna() & polls.duplicated([key, "checked_at"])
+    spells = polls.assign(trouble=trouble)[~repeat]
+    following = spells.groupby(key)["polled_at"].shift(-1)
+    held = (following.fillna(pd.Timestamp(now)) - spells["polled_at"]).dt.total_seconds()
+    held = held.clip(lower=0)
+    total = held.groupby(spells[key]).sum()
+    share = (held * spells["trouble"]).groupby(spells[key]).sum() / total.where(total > 0)
+    latest = spells.groupby(key)["trouble"].last().astype(float)
+    usual = share.fillna(latest).gt(USUAL_TROUBLE_SHARE)
+    observed = polls[ok & polls["checked_at"].notna()]
+    newest = observed.sort_values([key, "checked_at"], kind="stable").groupby(key).tail(1)
+    newest = newest.set_index(key)
     last = polls.assign(trouble=trouble).groupby(key).tail(1)
     seen = {}
     for number, polled_at, in_trouble_now in zip(
@@ -263,54 +270,65 @@ def plan_round(
 ) -> list[tuple[str, datetime]]:
     """The polls of one round of `window_minutes` from `now`, in order, as (id, the time
     its slot starts: not to be polled sooner), each number at most once, at most
-    `window_minutes x per_minute` of them (every number that may be polled without a window
-    or a limit) and at most `limit` (what is left of the run's budget).
+    `window_minutes x per_minute` of them and at most `limit` (what is left of the run's
+    budget).
 
     The round's budget units are slots `60 / per_minute` seconds apart. Numbers never polled
     take the first slots (in the order given). Each later slot goes to a watched number due
     by then (last poll plus `watch_interval`), while watched numbers hold under
-    `WATCH_SHARE` of the round's slots; else to the number due soonest (last poll plus
-    `cadence`, or `watch_interval` when watched). A number may take a slot only `cache` after
-    its last poll and once Kapso's `retry_after` has passed; a slot nobody may take stays
-    empty. Ties go in the order given. A poll sent before its slot would buy a cached body
-    (a run's first seconds go faster than the budget's pace, in a burst): the slot time is
-    when it may go.
+    `WATCH_SHARE` of the round's slots (past that share they are due by `cadence` like the
+    others); else to the number due soonest (last poll plus `cadence`, or `watch_interval`
+    when watched). A number may take a slot only from `eligible_at`; a slot nobody may take
+    stays empty. Ties go in the order given. A poll sent before its slot would buy a cached
+    body (a run's first seconds go faster than the budget's pace, in a burst): the slot time
+    is when it may go. Without a limit (or a window), every number is planned at the time it
+    becomes eligible within the round.
     """
-    unlimited = per_minute is None or window_minutes is None
-    slots = len(numbers) if unlimited else math.floor(window_minutes * per_minute + 1e-9)
-    slots = slots if limit is None else min(slots, max(limit, 0))
-    step = 0.0 if unlimited else 60.0 / per_minute
     watch_interval, cadence = max(watch_interval, cache), max(cadence, cache)
-    plan: list[tuple[str, datetime]] = []
-    waiting: list[tuple[datetime, datetime, bool, int, str]] = []
+    new = [number_id for number_id in numbers if _last_time(last.get(number_id)) is None]
+    waiting = []  # (eligible, due when watched, due by cadence, watched, position, id)
     for position, number_id in enumerate(numbers):
         seen = last.get(number_id)
-        polled = None if seen is None else (seen.polled_at or seen.observed_at)
-        if seen is None or polled is None:
-            plan.append((number_id, now + timedelta(seconds=len(plan) * step)))
+        if seen is None or (polled := _last_time(seen)) is None:
             continue
-        eligible = max(polled + cache, seen.retry_after or polled)
-        due = max(polled + (watch_interval if seen.watched else cadence), eligible)
-        waiting.append((eligible, due, seen.watched, position, number_id))
-    plan = plan[:slots]
+        eligible = eligible_at(seen, cache)
+        by_cadence = max(polled + cadence, eligible)
+        due = max(polled + watch_interval, eligible) if seen.watched else by_cadence
+        waiting.append((eligible, due, by_cadence, seen.watched, position, number_id))
     waiting.sort()
-    watched: list[tuple[datetime, int, str]] = []
+    if per_minute is None or window_minutes is None:
+        horizon = now + timedelta(minutes=window_minutes or 0)
+        ready = [(max(w[0], now), w[4], w[5]) for w in waiting if w[0] <= horizon]
+        planned = [(number_id, now) for number_id in new]
+        planned += [(number_id, at) for at, _, number_id in sorted(ready)]
+        return planned if limit is None else planned[: max(limit, 0)]
+    slots = math.floor(window_minutes * per_minute + 1e-9)
+    slots = slots if limit is None else min(slots, max(limit, 0))
+    step = 60.0 / per_minute
+    plan = [(number_id, now + timedelta(seconds=k * step)) for k, number_id in enumerate(new)]
+    plan = plan[:slots]
+    watched: list[tuple[datetime, int, str, datetime]] = []
     others: list[tuple[datetime, int, str]] = []
-    watched_cap = WATCH_SHARE * slots
-    taken_by_watch, slot, i = 0, len(plan), 0
+    watch_slots, taken_by_watch, slot, i = WATCH_SHARE * slots, 0, len(plan), 0
     while slot < slots:
         at = now + timedelta(seconds=slot * step)
         while i < len(waiting) and waiting[i][0] <= at:
-            eligible, due, is_watched, position, number_id = waiting[i]
-            heapq.heappush(watched if is_watched else others, (due, position, number_id))
+            _, due, by_cadence, is_watched, position, number_id = waiting[i]
+            if is_watched and taken_by_watch < watch_slots:
+                heapq.heappush(watched, (due, position, number_id, by_cadence))
+            else:
+                heapq.heappush(others, (by_cadence, position, number_id))
             i += 1
-        if watched and watched[0][0] <= at and taken_by_watch < watched_cap:
+        if watched and (watched[0][0] <= at or not others or watched[0][:2] < others[0][:2]):
             plan.append((heapq.heappop(watched)[2], at))
             taken_by_watch += 1
-        elif watched or others:
-            soonest = watched if watched and (not others or watched[0] < others[0]) else others
-            plan.append((heapq.heappop(soonest)[2], at))
-        elif i < len(waiting) and not unlimited:
+            if taken_by_watch >= watch_slots:  # the share is spent: the rest wait by cadence
+                for _, position, number_id, by_cadence in watched:
+                    heapq.heappush(others, (by_cadence, position, number_id))
+                watched.clear()
+        elif others:
+            plan.append((heapq.heappop(others)[2], at))
+        elif i < len(waiting):
             wait = (waiting[i][0] - now).total_seconds()
             slot = max(slot, math.ceil(wait / step - 1e-9))
             continue
@@ -320,6 +338,24 @@ def plan_round(
     return plan
 
 
+def _last_time(seen: LastSeen | None) -> datetime | None:
+    """The latest of a number's last poll and last observation (None: never polled)."""
+    if seen is None:
+        return None
+    times = [t for t in (seen.polled_at, seen.observed_at) if t is not None]
+    return max(times) if times else None
+
+
+def eligible_at(seen: LastSeen, cache: timedelta = CACHE) -> datetime:
+    """When a polled number may be polled again: `cache` and `REPEAT_MARGIN` after the later
+    of our last poll and Kapso's last check of it (the cache runs from its check), and not
+    while Kapso backs it off (`retry_after`)."""
+    last = _last_time(seen)
+    if last is None:
+        raise ValueError("a number never polled is eligible at once")
+    return max(last + cache + REPEAT_MARGIN, seen.retry_after or last)
+
+
 def next_eligible(
     numbers: Sequence[str], last: Mapping[str, LastSeen], now: datetime, cache: timedelta = CACHE
 ) -> datetime | None:
@@ -327,10 +363,9 @@ def next_eligible(
     times = []
     for number_id in numbers:
         seen = last.get(number_id)
-        polled = None if seen is None else (seen.polled_at or seen.observed_at)
-        if seen is None or polled is None:
+        if _last_time(seen) is None:
             return now
-        times.append(max(polled + cache, seen.retry_after or polled))
+        times.append(eligible_at(seen, cache))  # type: ignore[arg-type]
     return max(min(times), now) if times else None
 
 

@@ -5,15 +5,23 @@ until the client's `stop_at` (plain async code; the flow and the fleet-day bench
 from __future__ import annotations
 
 import asyncio
-import math
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime, timedelta
 
 import pandas as pd
 
 from kapso_health.tasks.client import KapsoClient
-from kapso_health.tasks.plan import CACHE, LastSeen, next_eligible, plan_round, seen_after
+from kapso_health.tasks.last_observations import recent_polls, sent_lately
+from kapso_health.tasks.plan import (
+    CACHE,
+    LastSeen,
+    next_eligible,
+    plan_round,
+    seen_after,
+    seen_from_polls,
+)
 from kapso_health.tasks.settings import LAST_REQUEST_SECONDS
+from kapso_health.tasks.storage import ParquetStore
 
 # Polls a round (each id once, none before its time, the round's index), stores the polls
 # and gives their `polls` rows (the polled id column and `last_observations.SEEN_COLUMNS`).
@@ -29,6 +37,24 @@ def open_window(client: KapsoClient, started: datetime, window_minutes: float) -
     client.stop_at = max(client.clock(), client.deadline - timedelta(seconds=last_start))
 
 
+def start_window(
+    client: KapsoClient,
+    store: ParquetStore,
+    key: str,
+    project: str,
+    run_id: str,
+    started: datetime,
+    window_minutes: float,
+) -> dict[str, LastSeen]:
+    """Open a rolling run's window (`open_window`), prime the client's limiter with the
+    project's sends of the last minute, and give what the planner knows of each number."""
+    now = client.clock()
+    open_window(client, started, window_minutes)
+    recent = recent_polls(store, now, key, project, exclude_run=run_id)
+    client.limiter.prime(sent_lately(recent, now))
+    return seen_from_polls(recent, key, now)
+
+
 async def poll_rounds(
     client: KapsoClient,
     numbers: Sequence[str],
@@ -36,23 +62,24 @@ async def poll_rounds(
     key: str,
     cadence: timedelta,
     poll_round: PollRound,
+    budget: int | None,
 ) -> int:
     """Rounds of at most Kapso's cache until `client.stop_at`; how many polls they planned.
 
     Each round is `plan_round` over the time left (at most `CACHE`), within what is left of
-    the run's budget (the time until `stop_at` at the client's rate, however much faster the
-    limiter lets a burst through); when no number may be polled yet, the run waits for the
-    first that may, or ends when that is after `stop_at`. A refused key ends it after the
-    round that met it.
+    the run's `budget` (polls; `Capacity.allowed`, however much faster the limiter lets a
+    burst through); when no number may be polled yet, the run waits for the first that may,
+    or ends when that is after `stop_at`, or when the time left holds no budget unit. A
+    refused key ends it after the round that met it.
     """
     if client.stop_at is None:
         raise ValueError("a rolling run needs the client's stop_at")
     per_minute = client.settings.rate_per_minute
-    minutes = (client.stop_at - client.clock()).total_seconds() / 60
-    budget = None if per_minute is None else math.floor(max(minutes, 0) * per_minute + 1e-9)
     planned_polls, index = 0, 0
     while (now := client.clock()) < client.stop_at and client.auth_failure is None:
         left = min(CACHE, client.stop_at - now).total_seconds() / 60
+        if per_minute is not None and left * per_minute < 1:
+            break  # not one budget unit before the last start
         limit = None if budget is None else budget - planned_polls
         planned = dict(plan_round(numbers, seen, now, per_minute, left, cadence, limit=limit))
         if not planned:

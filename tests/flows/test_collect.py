@@ -223,3 +223,16 @@ async def test_a_missing_global_limit_is_said_clearly_and_the_run_goes_on(
     assert summary["numbers"] == 5
     assert summary["shared_limit_batches"] == 0
     assert "The global rate limit 'kh-no-such-limit' is missing" in caplog.text
+
+
+def test_a_late_run_keeps_to_its_schedules_window_unless_it_missed_all_of_it() -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from kapso_health.flows.collect import window_start
+
+    due = datetime(2026, 3, 2, 12, 15, tzinfo=UTC)
+    assert window_start(due + timedelta(minutes=2), due, 14.75) == due  # ends on schedule
+    late = due + timedelta(minutes=20)
+    assert window_start(late, due, 14.75) == late  # a whole window late: from now
+    assert window_start(late, None, 14.75) == late  # not scheduled
+    assert window_start(late, due, None) == late  # a full sweep has no window

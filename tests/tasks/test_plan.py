@@ -10,6 +10,7 @@ import pytest
 
 from kapso_health.tasks.plan import (
     CACHE,
+    REPEAT_MARGIN,
     WATCH_INTERVAL,
     WATCH_SHARE,
     LastSeen,
@@ -84,7 +85,8 @@ def test_capacity_of_a_covered_fleet_has_no_warning_and_spends_the_rest_of_the_b
     assert capacity(500, None, 14.5, 15).warning() is None
     unlimited = capacity(500, None, 14.5, 15).cadence_minutes
     assert unlimited is not None and CACHE / MIN <= unlimited < 15  # as often as useful
-    assert capacity(20, 60, 14.5, 15).cadence_minutes == CACHE / MIN
+    small = capacity(20, 60, 14.5, 15)  # each number once per cache period: 4 times a run
+    assert small.allowed == 80 and small.cadence_minutes == pytest.approx(15 / 4)
 
 
 def test_a_full_sweep_longer_than_the_interval_is_not_covered() -> None:
@@ -235,7 +237,7 @@ def test_most_overdue_first_and_ties_in_the_order_given() -> None:
 def test_a_watched_number_due_goes_before_everyone_overdue() -> None:
     last = {
         "overdue": seen(300),
-        "watched": seen(WATCH_INTERVAL / MIN, trouble=True, usually=False),
+        "watched": seen(WATCH_INTERVAL / MIN + 1, trouble=True, usually=False),
         "chronic": seen(100, trouble=True),
     }
     assert plan(["overdue", "chronic", "watched"], last, 2) == ["watched", "overdue"]
@@ -244,13 +246,13 @@ def test_a_watched_number_due_goes_before_everyone_overdue() -> None:
 
 
 def test_a_watched_number_is_polled_again_within_the_round_when_it_falls_due() -> None:
-    # one slot a second; the watched number falls due 30 s into the round, after the others
+    # one slot a second; the watched number may go 30 s (and the margin) into the round
     last = {
         "watched": seen(WATCH_INTERVAL / MIN - 0.5, trouble=True, usually=False),
         **{f"n{i}": seen(60 + i) for i in range(60)},
     }
     round_ = plan(["watched", *(f"n{i}" for i in range(60))], last, 60)
-    assert round_.index("watched") == 30
+    assert round_.index("watched") == 30 + REPEAT_MARGIN / SECOND
     assert len(round_) == 60
 
 
@@ -274,10 +276,11 @@ def test_the_cache_floor_and_kapsos_backoff_keep_a_number_out_even_with_budget_l
 
 
 def test_a_number_whose_cache_ends_inside_the_round_takes_a_later_slot() -> None:
-    # `a` may be polled 60 s from now: the round's slots before that go to nobody
+    # `a` may be polled 60 s (and the margin) from now: the slots before that go to nobody
     last = {"a": seen(CACHE / MIN - 1, trouble=True, usually=False)}
-    assert plan(["a"], last, 30) == []
-    assert plan(["a"], last, 61) == ["a"]
+    wait = int((MIN + REPEAT_MARGIN) / SECOND)
+    assert plan(["a"], last, wait) == []
+    assert plan(["a"], last, wait + 1) == ["a"]
 
 
 def test_spare_budget_polls_numbers_not_yet_due_most_nearly_due_first() -> None:
@@ -285,17 +288,18 @@ def test_spare_budget_polls_numbers_not_yet_due_most_nearly_due_first() -> None:
     assert plan(["a", "b", "c"], last, 3) == ["b", "c", "a"]
 
 
-def test_without_a_window_or_a_limit_every_number_that_may_be_polled_is() -> None:
-    last = {"a": seen(1), "b": seen(30, trouble=True), "c": seen(100)}
-    ids = ["a", "b", "c", "d"]
-    assert plan_polls(ids, last, NOW, 60, None, CADENCE) == ["d", "c", "b"]
-    assert plan_polls(ids, last, NOW, None, 1, CADENCE) == ["d", "c", "b"]
+def test_without_a_window_or_a_limit_every_number_is_planned_when_it_may_be_polled() -> None:
+    last = {"a": seen(1), "b": seen(30, trouble=True), "c": seen(100), "e": seen(2.5)}
+    ids = ["a", "b", "c", "d", "e"]
+    assert plan_polls(ids, last, NOW, 60, None, CADENCE) == ["d", "b", "c"]
+    in_a_minute = plan_round(ids, last, NOW, None, 1, CADENCE)
+    assert in_a_minute == [("d", NOW), ("b", NOW), ("c", NOW), ("e", NOW + 35 * SECOND)]
 
 
 def test_next_eligible_is_when_the_cache_or_the_backoff_ends() -> None:
     later = NOW + 10 * MIN
     last = {"a": seen(1), "b": seen(60, retry_after=later)}
-    assert next_eligible(["a", "b"], last, NOW) == NOW + CACHE - MIN
+    assert next_eligible(["a", "b"], last, NOW) == NOW + CACHE - MIN + REPEAT_MARGIN
     assert next_eligible(["b"], last, NOW) == later
     assert next_eligible(["a", "new"], last, NOW) == NOW
     assert next_eligible([], last, NOW) is None
@@ -324,4 +328,25 @@ def test_a_round_stays_within_what_is_left_of_the_runs_budget() -> None:
 def test_each_poll_of_a_round_has_its_slot_time_and_none_is_before_its_cache_ends() -> None:
     last = {"late": seen(CACHE / MIN - 0.5, trouble=True, usually=False), "due": seen(60)}
     planned = plan_round(["new", "due", "late"], last, NOW, 60, 1, CADENCE)
-    assert planned == [("new", NOW), ("due", NOW + SECOND), ("late", NOW + 30 * SECOND)]
+    assert planned == [("new", NOW), ("due", NOW + SECOND), ("late", NOW + 35 * SECOND)]
+
+
+def test_watched_numbers_never_take_more_than_their_share_even_when_the_others_are_not_due():
+    watched = {f"w{i}": seen(6, trouble=True, usually=False) for i in range(100)}
+    others = {f"o{i}": seen(30) for i in range(100)}  # due in 5 min (cadence 35)
+    round_ = plan([*watched, *others], {**watched, **others}, 60)
+    assert sum(number.startswith("w") for number in round_) == WATCH_SHARE * 60
+    assert len(round_) == 60  # the rest of the budget still goes to the others
+
+
+def test_a_number_that_keeps_failing_soon_counts_as_usually_in_trouble_and_is_not_watched():
+    rows = polls_of("n", [HEALTHY] * 12, every=60.0)  # 12 h fine, then 20 h of 404s
+    for row in rows:
+        row["polled_at"] = row["checked_at"] = row["checked_at"] - timedelta(hours=20)
+    failing = [
+        {"config_id": "n", "polled_at": NOW - k * 3 * MIN, "checked_at": None}
+        | {"outcome": "not_found"}
+        for k in range(400, 0, -1)
+    ]
+    seen_now = seen_from_polls(pd.DataFrame(rows + failing), "config_id", NOW)["n"]
+    assert seen_now.in_trouble and seen_now.usually_in_trouble and not seen_now.watched

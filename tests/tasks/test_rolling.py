@@ -19,7 +19,7 @@ from kapso_health.tasks.client import KapsoClient
 from kapso_health.tasks.fetch import poll_numbers
 from kapso_health.tasks.flatten import flatten_polls
 from kapso_health.tasks.last_observations import SEEN_COLUMNS
-from kapso_health.tasks.plan import CACHE, WATCH_INTERVAL, LastSeen, troubled
+from kapso_health.tasks.plan import CACHE, WATCH_INTERVAL, LastSeen, capacity, troubled
 from kapso_health.tasks.rolling import open_window, poll_rounds
 from kapso_health.tasks.schemas import to_pandas
 from kapso_health.tasks.settings import ApiKey, connection_settings
@@ -68,7 +68,8 @@ def rolling_run(numbers: int, seen: dict[str, LastSeen] | None = None, seed: int
                     return rows
 
                 cadence = timedelta(minutes=15)
-                await poll_rounds(client, ids, dict(seen or {}), KEY, cadence, poll_round)
+                budget = capacity(len(ids), 60, WINDOW, 15).allowed
+                await poll_rounds(client, ids, dict(seen or {}), KEY, cadence, poll_round, budget)
             return Run(
                 dict(polled), dict(trouble), client, dict(simulator.projects[0].stats), loop.at()
             )
