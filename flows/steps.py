@@ -295,8 +295,8 @@ async def collect_project(
         if window_minutes is None:
             total = len(numbers.ids)
         else:
-            started = run_started or client.clock()
-            seen = start_window(client, store, key, project.name, run_id, started, window_minutes)
+            opens = run_started or client.clock()
+            seen = start_window(client, store, key, project.name, run_id, opens, window_minutes)
             cadence = timedelta(minutes=room.cadence_minutes or 0)
             total = room.allowed
         logger.info(
