@@ -453,7 +453,7 @@ def write_section(text: str, verdicts: list[str], seconds: float) -> None:
     body = (
         f"{SECTION}\n\nRun with `.venv/bin/python bench/fleet_day.py --write` "
         f"({seconds / 60:.0f} min on 2 cores; run {datetime.now(UTC):%Y-%m-%d}). "
-        + (__doc__ or "").split("\n\n", 2)[1].replace("\n", " ")
+        + " ".join((__doc__ or "").split("\n\n")[2:4]).replace("\n", " ")
         + "\n\n"
         + text
         + "\n\n"

@@ -274,8 +274,8 @@ async def collect_project(
     with a window, rounds planned from what is known until the window's budget is spent
     (`tasks/rolling.py`).
 
-    The window counts from `run_started` (the run's start); no request outlives it (see
-    `open_window`)."""
+    The window counts from `run_started` (when the schedule wanted the run; see
+    `collect.window_start`); no request outlives it (see `open_window`)."""
     logger = get_run_logger()
     started = time.monotonic()
     shared = await shared_budget(global_limit) if global_limit else None
