@@ -12,9 +12,10 @@ once), planning each round from what the history and the run's own polls say so 
   *watched*: polled every `WATCH_INTERVAL` (as often as Kapso's cache allows), before
   everyone else, with up to `WATCH_SHARE` of each round's budget. Such a state is news and
   tends to change again soon: a recovery or a relapse is seen within minutes;
-- every other number, in trouble as usual or healthy as usual, is polled by due time (its last
-  poll plus the fleet's cadence), the most overdue first; numbers not yet due fill what is left
-  of the budget, so the budget is never idle while a number could be polled;
+- every other number is polled by due time, the most overdue first: its last poll plus the
+  fleet's cadence, or `TROUBLE_CADENCE_SHARE` of it for a number in trouble as usual or whose
+  trouble came or went in the last hour; numbers not yet due fill what is left of the
+  budget, so the budget is never idle while a number could be polled;
 - no number is polled sooner than `CACHE` after its last poll (Kapso would return the same
   body) or while Kapso backs it off (`retry_after`).
 
@@ -56,6 +57,11 @@ WATCH_SHARE = 0.5
 # A number in trouble for more than this share of the time the history covers is usually in
 # trouble: its trouble is not news, its recovery is.
 USUAL_TROUBLE_SHARE = 0.5
+# A number in trouble as usual, or whose trouble came or went in the last hour (changes come
+# in bursts), is due at this share of the fleet's cadence: sooner than the healthy and stable,
+# without the watched numbers' priority.
+TROUBLE_CADENCE_SHARE = 0.7
+RECENT_CHANGE = timedelta(hours=1)
 
 
 @dataclass(frozen=True)
@@ -177,11 +183,17 @@ class LastSeen:
     in_trouble: bool = False  # its last poll (see `troubled`)
     retry_after: datetime | None = None  # Kapso backs the number off until then
     usually_in_trouble: bool = False  # in trouble most of the time the history covers
+    changed_at: datetime | None = None  # the last poll at which its trouble came or went
 
     @property
     def watched(self) -> bool:
         """Its state is unusual for it: news that tends to change again soon."""
         return self.in_trouble != self.usually_in_trouble
+
+    def troubled_lately(self, now: datetime) -> bool:
+        """In trouble, or its trouble came or went less than `RECENT_CHANGE` ago."""
+        recent = self.changed_at is not None and now - self.changed_at < RECENT_CHANGE
+        return self.in_trouble or recent
 
 
 def troubled(polls: pd.DataFrame) -> pd.Series:
@@ -234,6 +246,9 @@ def seen_from_polls(polls: pd.DataFrame, key: str, now: datetime) -> dict[str, L
     share = (held * spells["trouble"]).groupby(spells[key]).sum() / total.where(total > 0)
     latest = spells.groupby(key)["trouble"].last().astype(float)
     usual = share.fillna(latest).gt(USUAL_TROUBLE_SHARE)
+    before = spells.groupby(key)["trouble"].shift()
+    flips = spells[before.notna() & spells["trouble"].ne(before)]
+    changed = flips.groupby(key)["polled_at"].max()
     observed = polls[ok & polls["checked_at"].notna()]
     newest = observed.sort_values([key, "checked_at"], kind="stable").groupby(key).tail(1)
     newest = newest.set_index(key)
@@ -249,6 +264,7 @@ def seen_from_polls(polls: pd.DataFrame, key: str, now: datetime) -> dict[str, L
             in_trouble=bool(in_trouble_now),
             retry_after=None if observed is None else _when(observed.get("retry_after")),
             usually_in_trouble=bool(usual.get(number, in_trouble_now)),
+            changed_at=_when(changed.get(number)),
         )
     return seen
 
@@ -277,12 +293,13 @@ def plan_round(
     take the first slots (in the order given). Each later slot goes to a watched number due
     by then (last poll plus `watch_interval`), while watched numbers hold under
     `WATCH_SHARE` of the round's slots (past that share they are due by `cadence` like the
-    others); else to the number due soonest (last poll plus `cadence`, or `watch_interval`
-    when watched). A number may take a slot only from `eligible_at`; a slot nobody may take
-    stays empty. Ties go in the order given. A poll sent before its slot would buy a cached
-    body (a run's first seconds go faster than the budget's pace, in a burst): the slot time
-    is when it may go. Without a limit (or a window), every number is planned at the time it
-    becomes eligible within the round.
+    others); else to the number due soonest (last poll plus `cadence`, `TROUBLE_CADENCE_SHARE`
+    of it when the number is `troubled_lately`, or `watch_interval` when watched). A number
+    may take a slot only from `eligible_at`; a slot nobody may take stays empty. Ties go in
+    the order given. A poll sent before its slot would buy a cached body (a run's first
+    seconds go faster than the budget's pace, in a burst): the slot time is when it may go.
+    Without a limit (or a window), every number is planned at the time it becomes eligible
+    within the round.
     """
     watch_interval, cadence = max(watch_interval, cache), max(cadence, cache)
     new = [number_id for number_id in numbers if _last_time(last.get(number_id)) is None]
@@ -292,7 +309,8 @@ def plan_round(
         if seen is None or (polled := _last_time(seen)) is None:
             continue
         eligible = eligible_at(seen, cache)
-        by_cadence = max(polled + cadence, eligible)
+        own_cadence = cadence * (TROUBLE_CADENCE_SHARE if seen.troubled_lately(now) else 1)
+        by_cadence = max(polled + own_cadence, eligible)
         due = max(polled + watch_interval, eligible) if seen.watched else by_cadence
         waiting.append((eligible, due, by_cadence, seen.watched, position, number_id))
     waiting.sort()
@@ -379,11 +397,13 @@ def seen_after(
     for number, newer in seen_from_polls(polls, key, now).items():
         older = seen.get(number)
         if older is not None:
+            flipped = older.in_trouble != newer.in_trouble
             newer = replace(
                 newer,
                 observed_at=newer.observed_at or older.observed_at,
                 retry_after=newer.retry_after if newer.observed_at else older.retry_after,
                 usually_in_trouble=older.usually_in_trouble,
+                changed_at=newer.polled_at if flipped else older.changed_at,
             )
         updated[number] = newer
     return updated

@@ -10,7 +10,9 @@ import pytest
 
 from kapso_health.tasks.plan import (
     CACHE,
+    RECENT_CHANGE,
     REPEAT_MARGIN,
+    TROUBLE_CADENCE_SHARE,
     WATCH_INTERVAL,
     WATCH_SHARE,
     LastSeen,
@@ -350,3 +352,27 @@ def test_a_number_that_keeps_failing_soon_counts_as_usually_in_trouble_and_is_no
     ]
     seen_now = seen_from_polls(pd.DataFrame(rows + failing), "config_id", NOW)["n"]
     assert seen_now.in_trouble and seen_now.usually_in_trouble and not seen_now.watched
+
+
+def test_trouble_as_usual_and_a_change_in_the_last_hour_are_due_sooner_than_the_stable() -> None:
+    share_of_cadence = CADENCE * TROUBLE_CADENCE_SHARE / MIN
+    last = {
+        "stable": seen(share_of_cadence + 1),
+        "chronic": seen(share_of_cadence + 0.5, trouble=True),  # in trouble as usual
+        "recovered": LastSeen(
+            NOW - (share_of_cadence + 0.2) * MIN,
+            NOW - (share_of_cadence + 0.2) * MIN,
+            changed_at=NOW - 40 * MIN,  # fine, but its trouble went less than an hour ago
+        ),
+    }
+    assert plan(["stable", "chronic", "recovered"], last, 2) == ["chronic", "recovered"]
+    assert CACHE < CADENCE * TROUBLE_CADENCE_SHARE < CADENCE
+
+
+def test_the_last_change_of_trouble_is_when_a_poll_first_showed_it_come_or_go() -> None:
+    rows = polls_of("n", [HEALTHY, HEALTHY, UNHEALTHY, UNHEALTHY, HEALTHY])
+    seen_now = seen_from_polls(pd.DataFrame(rows), "config_id", NOW)["n"]
+    assert seen_now.changed_at == rows[-1]["polled_at"]
+    assert seen_now.troubled_lately(NOW) and not seen_now.in_trouble
+    later = NOW + RECENT_CHANGE
+    assert not seen_now.troubled_lately(later)
