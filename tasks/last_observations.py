@@ -57,9 +57,11 @@ def recent_number_ids(
     return number_ids(listed.sort_by("listed_at"), flavour)
 
 
-# What `seen_from_polls` reads of each poll.
+# What `seen_from_polls` and `sent_lately` read of each poll.
 SEEN_COLUMNS = list(
-    dict.fromkeys(["polled_at", "checked_at", "outcome", "error", "retry_after", *STATE_COLUMNS])
+    dict.fromkeys(
+        ["polled_at", "checked_at", "outcome", "attempts", "error", "retry_after", *STATE_COLUMNS]
+    )
 )
 
 
@@ -84,12 +86,19 @@ def recent_polls(
 
 
 def sent_lately(polls: pd.DataFrame, now: datetime, seconds: float = 61.0) -> list[float]:
-    """The send times (Unix seconds) of the `polls` rows of the last `seconds` before `now`:
-    what the project's budget still counts (`RateLimiter.prime`)."""
+    """The requests (Unix seconds, one per attempt, at the poll's first send) of the `polls`
+    rows of the last `seconds` before `now`: what the project's budget still counts
+    (`RateLimiter.prime`). A row of an older file without `attempts` counts one."""
     since = pd.Timestamp(now) - pd.Timedelta(seconds=seconds)
-    sent = polls["polled_at"].ge(since) & polls["outcome"].ne(Outcome.SKIPPED.value)
-    recent = polls.loc[sent, "polled_at"]
-    return [at.timestamp() for at in recent]
+    recent = polls[polls["polled_at"].ge(since) & polls["outcome"].ne(Outcome.SKIPPED.value)]
+    attempts = recent["attempts"].fillna(1).astype(int) if "attempts" in recent else 1
+    return [
+        at.timestamp()
+        for at, count in zip(
+            recent["polled_at"], pd.Series(attempts, index=recent.index), strict=True
+        )
+        for _ in range(count)
+    ]
 
 
 @dataclass

@@ -162,3 +162,23 @@ def test_run_files_belong_to_that_run_only_and_temporaries_are_found(
     assert [Path(p).name for p in store.run_files("daily-2", temporary=True)] == [
         ".daily-2-c00001.parquet.0a1c.tmp"
     ]
+
+
+def test_sent_lately_counts_every_attempt_of_the_last_minute_and_no_skip() -> None:
+    import pandas as pd
+
+    from kapso_health.tasks.last_observations import sent_lately
+
+    at = NOON
+    polls = pd.DataFrame(
+        {
+            "polled_at": [at - timedelta(seconds=s) for s in (10, 20, 30, 90)],
+            "outcome": ["ok", "timeout", "skipped", "ok"],
+            "attempts": [1, 3, 0, 1],
+        }
+    )
+    sent = sent_lately(polls, at)
+    assert sorted(sent) == [(at - timedelta(seconds=20)).timestamp()] * 3 + [
+        (at - timedelta(seconds=10)).timestamp()
+    ]
+    assert len(sent_lately(polls.drop(columns="attempts"), at)) == 2  # older files: one each
