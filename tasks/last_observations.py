@@ -91,14 +91,11 @@ def sent_lately(polls: pd.DataFrame, now: datetime, seconds: float = 61.0) -> li
     (`RateLimiter.prime`). A row of an older file without `attempts` counts one."""
     since = pd.Timestamp(now) - pd.Timedelta(seconds=seconds)
     recent = polls[polls["polled_at"].ge(since) & polls["outcome"].ne(Outcome.SKIPPED.value)]
-    attempts = recent["attempts"].fillna(1).astype(int) if "attempts" in recent else 1
-    return [
-        at.timestamp()
-        for at, count in zip(
-            recent["polled_at"], pd.Series(attempts, index=recent.index), strict=True
-        )
-        for _ in range(count)
-    ]
+    if "attempts" in recent:
+        counts = recent["attempts"].fillna(1).astype(int)
+    else:
+        counts = pd.Series(1, index=recent.index)
+    return [at.timestamp() for at in recent["polled_at"].repeat(counts)]
 
 
 @dataclass

@@ -29,7 +29,6 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
-from typing import Any
 
 import pandas as pd
 
@@ -218,11 +217,6 @@ def troubled(polls: pd.DataFrame) -> pd.Series:
         | column("quality_rating").eq(WORST_RATING)
         | phone.isin(TROUBLED_PHONE_STATUSES)
     ).astype(bool)
-
-
-def in_trouble(row: Mapping[str, Any]) -> bool:
-    """Whether one `polls` row shows its number in trouble (see `troubled`)."""
-    return bool(troubled(pd.DataFrame([dict(row)])).iloc[0])
 
 
 def seen_from_polls(polls: pd.DataFrame, key: str, now: datetime) -> dict[str, LastSeen]:

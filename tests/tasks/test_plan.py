@@ -17,11 +17,11 @@ from kapso_health.tasks.plan import (
     WATCH_SHARE,
     LastSeen,
     capacity,
-    in_trouble,
     next_eligible,
     plan_round,
     seen_after,
     seen_from_polls,
+    troubled,
 )
 from kapso_health.tasks.vocabulary import (
     BLOCKED,
@@ -107,7 +107,11 @@ def test_a_window_smaller_than_one_request_allows_nothing_and_says_so() -> None:
     assert plan_polls(["a", "b"], {}, NOW, 60, 0.01, CADENCE) == []
 
 
-# in_trouble
+# troubled
+
+
+def in_trouble(row: dict) -> bool:
+    return bool(troubled(pd.DataFrame([row])).iloc[0])
 
 
 HEALTHY_ROW = {
