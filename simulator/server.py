@@ -311,7 +311,7 @@ class Simulator:
             state = self.projects[0]  # the single-project form without a key: any key
         if state is not None:
             state.stats[counter] += 1
-            request["project"] = state  # for _count_per_project
+            request[PROJECT_OF_REQUEST] = state  # for _count_per_project
         return state
 
     def _rate_limit(self, state: ProjectState) -> web.StreamResponse | None:
@@ -354,11 +354,14 @@ class Simulator:
         return web.Response(status=status, body=payload, headers=headers, content_type=content_type)
 
 
+PROJECT_OF_REQUEST = web.RequestKey("project", ProjectState)  # set once the key is known
+
+
 @web.middleware
 async def _count_per_project(request: web.Request, handler: Any) -> web.StreamResponse:
     """Count each answer's status in the stats of the project that asked (once it is known)."""
     response = await handler(request)
-    if (state := request.get("project")) is not None:
+    if (state := request.get(PROJECT_OF_REQUEST)) is not None:
         state.stats[f"status_{response.status}"] += 1
     return response
 
