@@ -65,7 +65,7 @@ SELECT
     coalesce(polls_unknown, 0) AS polls_unknown,
     (polls_up + polls_degraded) / nullif(polls_up + polls_degraded + polls_down, 0)
         AS availability_samples,
-    available / nullif(known, 0) AS availability_time,
+    coalesce(available, 0) / nullif(known, 0) AS availability_time,
     coalesce(known, 0) / 86400 AS coverage
 FROM samples
 FULL JOIN seconds USING (config_id, day)

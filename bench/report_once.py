@@ -1,12 +1,14 @@
 """One report measurement in a fresh process, so peak memory is this measurement's alone.
 
-    .venv/bin/python bench/report_once.py ours|reference ROOT FIRST_DAY LAST_DAY OUT
+    .venv/bin/python bench/report_once.py ours|table|reference ROOT FIRST_DAY LAST_DAY OUT
 
 Prints one JSON line: seconds (imports excluded), peak_mb (whole process), rows (of the
 availability result). `ours` is `write_reports` (read the live files needed, build every report
 table, write them under ROOT/reports and the HTML page under OUT). `reference` is the DuckDB
 query an analyst would write for `availability_daily` alone (`bench/availability_reference.sql`)
 over the same live files; its rows are written to OUT/reference.parquet for the comparison.
+`table` is the report's engine computing `availability_daily` alone (its pieces only, the sorted
+pass computed once), rows to OUT/table.parquet: one table against one table.
 """
 
 from __future__ import annotations
@@ -19,9 +21,11 @@ from datetime import date, timedelta
 from pathlib import Path
 
 import duckdb
+import pyarrow as pa
 import pyarrow.parquet as pq
 
 from kapso_health.flows.report import report_days, write_reports
+from kapso_health.reports import engine
 from kapso_health.reports.policy import Policy
 from kapso_health.tasks.storage import ParquetStore
 
@@ -31,6 +35,19 @@ REFERENCE = Path(__file__).with_name("availability_reference.sql")
 def ours(root: str, first: date, last: date, out: str) -> int:
     tables, _ = write_reports(root, report_days(first, last), Policy(), out)
     return len(tables["availability_daily"])
+
+
+def table(root: str, first: date, last: date, out: str) -> int:
+    margin = timedelta(days=1)  # as the report reads
+    con = engine.connect()
+    engine.set_parameters(con, Policy(), report_days(first, last))
+    store = ParquetStore(root)
+    engine.read_history(con, store, "polls", first - margin, last + margin, engine.POLL_COLUMNS)
+    engine.materialize(con, "ordered")
+    rows = engine.fetch(con, "availability_daily", "config_id, day_us")
+    con.close()
+    pq.write_table(pa.Table.from_pandas(rows, preserve_index=False), f"{out}/table.parquet")
+    return len(rows)
 
 
 def reference(root: str, first: date, last: date, out: str) -> int:
@@ -56,7 +73,7 @@ def _peak_mb() -> float:
 def main() -> int:
     mode, root, first, last, out = sys.argv[1:6]
     started = time.perf_counter()
-    rows = {"ours": ours, "reference": reference}[mode](
+    rows = {"ours": ours, "table": table, "reference": reference}[mode](
         root, date.fromisoformat(first), date.fromisoformat(last), out
     )
     seconds = time.perf_counter() - started
