@@ -137,7 +137,7 @@ def _build(history: HistoryReader, days: list[date], policy: Policy) -> dict[str
 SHARED = (  # read by several tables: computed once per batch, in this order
     "ordered",
     "cadence",  # every piece over `observations` reads it (empty with a fixed max gap)
-    "pieces",
+    "held_daily",  # the pieces, summed per number and day (the pieces are not kept)
     "reported_numbers",
     "transitions",
     "incident_days",

@@ -57,7 +57,8 @@ PIECES: dict[str, tuple[str, ...]] = {
     "cadence": ("ordered", "report_policy"),
     "observations": ("ordered", "cadence", "report_policy"),
     "pieces": ("observations",),
-    "reported_numbers": ("observations", "pieces", "report_days"),
+    "held_daily": ("pieces", "report_days"),
+    "reported_numbers": ("observations", "held_daily", "report_days"),
     "incidents": ("observations",),
     "incident_days": ("incidents",),
     "transitions": ("observations", "value_ranks"),
@@ -65,7 +66,7 @@ PIECES: dict[str, tuple[str, ...]] = {
     "availability_daily": (
         "reported_numbers",
         "observations",
-        "pieces",
+        "held_daily",
         "incident_days",
         "report_days",
         "report_policy",
@@ -73,7 +74,7 @@ PIECES: dict[str, tuple[str, ...]] = {
     "quality_daily": (
         "reported_numbers",
         "observations",
-        "pieces",
+        "held_daily",
         "transitions",
         "value_ranks",
         "report_days",

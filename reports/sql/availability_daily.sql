@@ -22,18 +22,13 @@ held AS (
     SELECT
         config_id,
         day_us,
-        coalesce(sum(end_us - start_us) FILTER (WHERE state = {UP}), 0) AS up_us,
-        coalesce(sum(end_us - start_us) FILTER (WHERE state = {DEGRADED}), 0) AS degraded_us,
-        coalesce(sum(end_us - start_us) FILTER (WHERE state = {DOWN}), 0) AS down_us,
-        coalesce(sum(end_us - start_us) FILTER (WHERE can_send_message = {AVAILABLE}), 0)
-            AS available_us,
-        coalesce(sum(end_us - start_us) FILTER (WHERE can_send_message = {LIMITED}), 0)
-            AS limited_us,
-        coalesce(sum(end_us - start_us) FILTER (WHERE can_send_message = {BLOCKED}), 0)
-            AS blocked_us
-    FROM pieces
-    WHERE day_us IN (SELECT day_us FROM report_days)
-    GROUP BY config_id, day_us
+        coalesce(up_us, 0) AS up_us,
+        coalesce(degraded_us, 0) AS degraded_us,
+        coalesce(down_us, 0) AS down_us,
+        coalesce(available_us, 0) AS available_us,
+        coalesce(limited_us, 0) AS limited_us,
+        coalesce(blocked_us, 0) AS blocked_us
+    FROM held_daily
 ),
 incident_counts AS (
     SELECT

@@ -4,16 +4,6 @@
 WITH grid AS (
     SELECT config_id, day_us FROM reported_numbers CROSS JOIN report_days
 ),
-rated AS (
-    SELECT
-        config_id,
-        day_us,
-        {SECONDS_BY_RATING},
-        sum(end_us - start_us) AS rated_us
-    FROM pieces
-    WHERE quality_rating IS NOT NULL AND day_us IN (SELECT day_us FROM report_days)
-    GROUP BY config_id, day_us
-),
 observed AS (
     SELECT
         config_id,
@@ -49,6 +39,6 @@ SELECT
     coalesce(phone_status_changes, 0) AS phone_status_changes,
     last_phone_status
 FROM grid
-LEFT JOIN rated USING (config_id, day_us)
+LEFT JOIN held_daily USING (config_id, day_us)
 LEFT JOIN observed USING (config_id, day_us)
 LEFT JOIN changes USING (config_id, day_us)

@@ -2,4 +2,4 @@
 -- (observations of the margin days alone do not put a number in the report).
 SELECT config_id FROM observations WHERE day_us IN (SELECT day_us FROM report_days)
 UNION
-SELECT config_id FROM pieces WHERE day_us IN (SELECT day_us FROM report_days)
+SELECT config_id FROM held_daily
