@@ -7,6 +7,8 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 from prefect import flow, get_run_logger
 from prefect.artifacts import (
     create_link_artifact,
@@ -35,10 +37,10 @@ def write_reports(
     store = ParquetStore(storage)
     tables = build_reports(store, days, policy)
     for name in REPORT_SCHEMAS:
-        frame = tables[name]
+        table = to_arrow(name, tables[name])
         for day in days:
-            rows = frame[frame["day"] == pd.Timestamp(day, tz="UTC")]
-            store.replace_day(f"reports/{name}", to_arrow(name, rows), day)
+            rows = table.filter(pc.equal(table["day"], pa.scalar(day, pa.date32())))
+            store.replace_day(f"reports/{name}", rows, day)
     page = _write_page(
         tables,
         days,
