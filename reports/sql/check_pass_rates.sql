@@ -13,29 +13,24 @@ WITH dated AS (
     FROM checks
     WHERE epoch_us(coalesce(checked_at, polled_at)) // {DAY} = epoch_us(polled_at) // {DAY}
 ),
-in_range AS (
-    SELECT * FROM dated WHERE day_us IN (SELECT day_us FROM report_days)
+marked AS (  -- `apart_us`: the time of a check that may repeat an observation's
+    SELECT
+        dated.*,
+        checked_us IS NULL OR repeated.config_id IS NOT NULL AS apart,
+        CASE WHEN apart THEN checked_us END AS apart_us
+    FROM dated
+    LEFT JOIN repeated_bodies AS repeated USING (config_id, checked_us)
+    WHERE day_us IN (SELECT day_us FROM report_days)
 ),
-apart AS (  -- the checks that may repeat an observation's
-    SELECT * FROM in_range SEMI JOIN repeated_bodies USING (config_id, checked_us)
-    UNION ALL
-    SELECT * FROM in_range WHERE checked_us IS NULL
-),
-counted AS (
-    SELECT config_id, day_us, check_name, passed, count(*) AS observations
-    FROM in_range
-    ANTI JOIN repeated_bodies USING (config_id, checked_us)
-    WHERE checked_us IS NOT NULL
-    GROUP BY config_id, day_us, check_name, passed
-    UNION ALL
+counted AS (  -- each check apart once per distinct time (one for those without)
     SELECT
         config_id,
         day_us,
         check_name,
         passed,
-        count(DISTINCT checked_us) + (count(*) > count(checked_us))::INTEGER
-    FROM apart
-    GROUP BY config_id, day_us, check_name, passed
+        CASE WHEN apart THEN 1 ELSE count(*) END AS observations
+    FROM marked
+    GROUP BY config_id, day_us, check_name, passed, apart, apart_us
 )
 SELECT
     config_id,
