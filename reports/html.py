@@ -4,7 +4,7 @@ and column sort from a few lines of inline script, and the page reads whole with
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from html import escape
 
 import pandas as pd
@@ -25,6 +25,7 @@ RATING_COLOURS = dict(
 EMPTY = "#eceff3"
 WORST_ROWS = 20
 LISTING_ROWS = 2_000  # rows of a listing on the page; the Parquet tables hold them all
+HEATMAP_ROWS = 500  # numbers a heatmap draws; beyond, the least available ones
 CELL, LABEL = 14, 250
 
 STYLE = """
@@ -49,6 +50,7 @@ def render_report(title: str, tables: dict[str, pd.DataFrame], rule: str | None 
     project = _project_of(availability)  # None with one project: the page looks as ever
     numbered = ["project", "number"] if project is not None else ["number"]
     names = names_of(tables)
+    drawn, heatmap_note = _heatmapped(availability)
     sections = [
         f"<h1>{escape(title)}</h1>",
         attention_section(tables, project),
@@ -70,9 +72,12 @@ def render_report(title: str, tables: dict[str, pd.DataFrame], rule: str | None 
         "<h2>Fleet availability per day (time-weighted)</h2>",
         _trend(fleet),
         "<h2>Availability per number and day</h2>",
-        _heatmap(availability, "availability_time", _availability_colour, project, names),
+        heatmap_note,
+        _heatmap(drawn(availability), "availability_time", _availability_colour, project, names),
         "<h2>Quality rating per number and day (last rating of the day)</h2>",
-        _heatmap(quality, "last_rating", lambda v: RATING_COLOURS.get(v, EMPTY), project, names),
+        _heatmap(
+            drawn(quality), "last_rating", lambda v: RATING_COLOURS.get(v, EMPTY), project, names
+        ),
         _legend(),
         f"<h2>Worst numbers (lowest availability, top {WORST_ROWS})</h2>",
         _worst(availability, project, names),
@@ -195,6 +200,23 @@ def _trend(fleet: pd.DataFrame) -> str:
         f'<polyline fill="none" stroke="#2f6fde" stroke-width="2" points="{path}"/>'
         f"{dots}{labels}</svg>"
     )
+
+
+def _heatmapped(
+    availability: pd.DataFrame,
+) -> tuple[Callable[[pd.DataFrame], pd.DataFrame], str]:
+    """Which rows the heatmaps draw (a filter of a table by number) and a note: every number,
+    or beyond HEATMAP_ROWS the least available ones (`worst_numbers`) and where the rest are."""
+    numbers = availability["config_id"].nunique()
+    if numbers <= HEATMAP_ROWS:
+        return lambda frame: frame, ""
+    shown = worst_numbers(availability, HEATMAP_ROWS)["config_id"]
+    note = (
+        f"<p class=note>Both heatmaps: the {HEATMAP_ROWS:,} numbers of {numbers:,} with the "
+        "lowest availability; every number is in the <code>reports/availability_daily</code> "
+        "and <code>reports/quality_daily</code> Parquet tables.</p>"
+    )
+    return lambda frame: frame[frame["config_id"].isin(shown)], note
 
 
 def _heatmap(

@@ -5,7 +5,9 @@ from __future__ import annotations
 from html.parser import HTMLParser
 
 import pandas as pd
+import pytest
 
+from kapso_health.reports import html
 from kapso_health.reports.html import LISTING_ROWS, RATING_COLOURS, _listing, render_report
 from kapso_health.reports.timeline import Policy
 
@@ -45,9 +47,11 @@ def test_page_is_self_contained_with_one_inline_script_and_no_remote_resource(
 def test_heatmaps_have_a_cell_per_number_and_day_coloured_from_the_tables(
     tables: dict[str, pd.DataFrame],
 ) -> None:
-    page = parse(render_report("Report", tables))
+    text = render_report("Report", tables)
+    page = parse(text)
     cells = [a for t, a in page.tags if t == "rect" and a.get("class") == "cell"]
     assert len(cells) == 2 * 2 * 2  # two heatmaps, two numbers, two days
+    assert "Both heatmaps" not in text  # every number drawn: no note
     fills = [c["fill"] for c in cells]
     red, green = "#d0393e", "#2e9d52"  # 0% and 100% available
     # rows: "bad<script>", "good"; columns: day 1, day 2
@@ -72,6 +76,18 @@ def test_trend_has_a_point_per_day_and_worst_number_comes_first(
         "<td>GREEN</td><td>RED</td></tr>"
     )
     assert render_report("Report", tables).count(downgrade) == 1  # the downgrade is listed
+
+
+def test_beyond_the_heatmap_rows_the_heatmaps_draw_the_least_available_numbers(
+    tables: dict[str, pd.DataFrame], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(html, "HEATMAP_ROWS", 1)
+    text = render_report("Report", tables)
+    cells = [a for t, a in parse(text).tags if t == "rect" and a.get("class") == "cell"]
+    assert len(cells) == 2 * 1 * 2  # two heatmaps, the one number drawn, two days
+    # the number down on day 1 ("bad<script>"), not the one up on both days
+    assert [c["fill"] for c in cells] == ["#d0393e", "#2e9d52", *[RATING_COLOURS["RED"]] * 2]
+    assert "the 1 numbers of 2 with the lowest availability" in text
 
 
 def test_text_from_the_data_is_escaped(tables: dict[str, pd.DataFrame]) -> None:
