@@ -7,8 +7,9 @@ availability result). `ours` is `write_reports` (read the live files needed, bui
 table, write them under ROOT/reports and the HTML page under OUT). `reference` is the DuckDB
 query an analyst would write for `availability_daily` alone (`bench/availability_reference.sql`)
 over the same live files; its rows are written to OUT/reference.parquet for the comparison.
-`table` is the report's engine computing `availability_daily` alone (its pieces only, the sorted
-pass computed once), rows to OUT/table.parquet: one table against one table.
+`table` is the report's engine computing `availability_daily` alone (its pieces only, in the
+report's batches, the sorted pass computed once per batch), rows to OUT/table.parquet: one
+table against one table.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from kapso_health.flows.report import report_days, write_reports
-from kapso_health.reports import engine
+from kapso_health.reports import build, engine
 from kapso_health.reports.policy import Policy
 from kapso_health.tasks.storage import ParquetStore
 
@@ -38,16 +39,22 @@ def ours(root: str, first: date, last: date, out: str) -> int:
 
 
 def table(root: str, first: date, last: date, out: str) -> int:
-    margin = timedelta(days=1)  # as the report reads
+    margin = timedelta(days=1)  # as the report reads, in the report's batches
     con = engine.connect()
     engine.set_parameters(con, Policy(), report_days(first, last))
     store = ParquetStore(root)
-    engine.read_history(con, store, "polls", first - margin, last + margin, engine.POLL_COLUMNS)
-    engine.materialize(con, "ordered")
-    rows = engine.fetch(con, "availability_daily", "config_id, day_us")
+    polls = engine.POLL_COLUMNS
+    engine.read_history(con, store, "polls", first - margin, last + margin, polls, "all_polls")
+    parts = []
+    for batch in range(batches := build.batch_count(con)):
+        build.use_batch(con, batch, batches)
+        engine.materialize(con, "ordered")
+        parts.append(engine.fetch(con, "availability_daily", "config_id, day_us"))
+        con.execute("DROP TABLE ordered")
     con.close()
-    pq.write_table(pa.Table.from_pandas(rows, preserve_index=False), f"{out}/table.parquet")
-    return len(rows)
+    rows = pa.concat_tables(pa.Table.from_pandas(part, preserve_index=False) for part in parts)
+    pq.write_table(rows, f"{out}/table.parquet")
+    return rows.num_rows
 
 
 def reference(root: str, first: date, last: date, out: str) -> int:

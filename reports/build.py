@@ -109,8 +109,7 @@ def _build(history: HistoryReader, days: list[date], policy: Policy) -> dict[str
         first, last = days[0] - margin, days[-1] + margin
         engine.read_history(con, history, "polls", first, last, engine.POLL_COLUMNS, "all_polls")
         engine.read_history(con, history, "checks", days[0], days[-1], CHECK_COLUMNS)
-        rows = con.execute("SELECT count(*) FROM all_polls").fetchone()[0]
-        batches = max(1, ceil(rows / REPORT_ROWS_PER_BATCH))
+        batches = batch_count(con)
         con.execute("CREATE TEMP TABLE repeated (config_id VARCHAR, checked_us BIGINT)")
         parts = [number_tables(con, batch, batches) for batch in range(batches)]
         # The checks of every number at once (one pass over the largest table), told apart by
@@ -148,6 +147,19 @@ SHARED = (  # read by several tables: computed once per batch, in this order
 )
 
 
+def batch_count(con: duckdb.DuckDBPyConnection) -> int:
+    """How many batches of whole numbers the polls of the range (`all_polls`) take, each of
+    at most about REPORT_ROWS_PER_BATCH rows."""
+    rows = con.execute("SELECT count(*) FROM all_polls").fetchone()[0]
+    return max(1, ceil(rows / REPORT_ROWS_PER_BATCH))
+
+
+def use_batch(con: duckdb.DuckDBPyConnection, batch: int, batches: int) -> None:
+    """`polls`: the polls of the numbers of `batch` of `batches` (by a hash of the id)."""
+    only = "" if batches == 1 else f" WHERE hash(config_id) % {batches} = {batch}"
+    con.execute(f"CREATE OR REPLACE TEMP VIEW polls AS SELECT * FROM all_polls{only}")
+
+
 def number_tables(
     con: duckdb.DuckDBPyConnection, batch: int = 0, batches: int = 1
 ) -> dict[str, pd.DataFrame]:
@@ -155,8 +167,7 @@ def number_tables(
     the id): availability and quality (with each number's `project`), incidents and transitions
     on the report's days, what needs attention, state moves since the day before, and the names
     the numbers were last observed with. Its bodies polled twice go to `repeated`."""
-    only = "" if batches == 1 else f" WHERE hash(config_id) % {batches} = {batch}"
-    con.execute(f"CREATE OR REPLACE TEMP VIEW polls AS SELECT * FROM all_polls{only}")
+    use_batch(con, batch, batches)
     for shared in SHARED:
         engine.materialize(con, shared)
     in_range = "day_us IN (SELECT day_us FROM report_days)"
