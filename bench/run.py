@@ -287,7 +287,6 @@ FLATTEN_BODIES = 20_000
 
 
 def bench_flatten() -> list[Row]:
-
     from kapso_health.tasks.flatten import flatten_polls
     from kapso_health.tasks.poll import PollResult
     from kapso_health.tasks.vocabulary import Outcome
