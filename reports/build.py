@@ -41,7 +41,6 @@ from kapso_health.reports.rollup import (
     rollup_of,
 )
 from kapso_health.tasks.names import LISTED_COLUMNS, number_names
-from kapso_health.tasks.schemas import to_pandas
 from kapso_health.tasks.settings import REPORT_ROWS_PER_BATCH
 
 
@@ -61,7 +60,7 @@ class HistoryReader(Protocol):
 
 
 CHECK_COLUMNS = ["config_id", "polled_at", "checked_at", "check_name", "passed"]
-# of the `numbers` table (every listing up to the last day): the roll-ups' and the names' columns
+# of the `numbers` table (each number's newest listing): the roll-ups' and the names' columns
 NUMBER_COLUMNS = list(dict.fromkeys(["listed_at", *ATTRIBUTE_COLUMNS, *LISTED_COLUMNS]))
 T = TypeVar("T")
 READ_ATTEMPTS = 3  # a compaction may replace a file between its listing and its reading
@@ -109,26 +108,29 @@ def _build(history: HistoryReader, days: list[date], policy: Policy) -> dict[str
         first, last = days[0] - margin, days[-1] + margin
         engine.read_history(con, history, "polls", first, last, engine.POLL_COLUMNS, "all_polls")
         engine.read_history(con, history, "checks", days[0], days[-1], CHECK_COLUMNS)
+        engine.read_history(con, history, "numbers", None, days[-1], NUMBER_COLUMNS)
+        fleet = fleet_pieces(con)
+        project = fleet["observed_names"].set_index("config_id")["project"]
         batches = batch_count(con)
         con.execute("CREATE TEMP TABLE repeated (config_id VARCHAR, checked_us BIGINT)")
-        parts = [number_tables(con, batch, batches) for batch in range(batches)]
+        parts = [number_tables(con, project, batch, batches) for batch in range(batches)]
         # The checks of every number at once (one pass over the largest table), told apart by
         # the repeated bodies all the batches found.
         con.execute("CREATE OR REPLACE TEMP VIEW repeated_bodies AS SELECT * FROM repeated")
         checks = engine.fetch(con, "check_pass_rates", "config_id, day_us, check_name")
-        tables = {
+        tables = fleet | {
             name: pd.concat([part[name] for part in parts], ignore_index=True) for name in parts[0]
         }
         tables["needs_attention"] = worst_first(tables["needs_attention"])
         tables.update(attention_details(con, history, tables["needs_attention"]))
+        numbers = engine.fetch(con, "newest_listings")
     finally:
         con.close()
     tables["check_pass_rates"] = checks
     tables["changes_since_day_before"] = changes_since(tables.pop("state_moves"))
-    numbers = to_pandas(history.read_arrow("numbers", None, days[-1], NUMBER_COLUMNS))
     tables.update(fleet_tables(tables["availability_daily"], tables["quality_daily"], numbers))
     ids = pd.concat([tables[name]["config_id"] for name in NAMED], ignore_index=True)
-    observed = tables.pop("observed_names").set_index("config_id")
+    observed = tables.pop("observed_names").drop(columns="project").set_index("config_id")
     tables["number_names"] = number_names(ids.astype("string"), observed, numbers)
     return tables
 
@@ -140,11 +142,23 @@ SHARED = (  # read by several tables: computed once per batch, in this order
     "reported_numbers",
     "transitions",
     "incident_days",
-    "seen_numbers",
     "repeated_bodies",
-    "known_observations",
-    "newest_known",
 )
+
+
+def fleet_pieces(con: duckdb.DuckDBPyConnection) -> dict[str, pd.DataFrame]:
+    """The tables that are aggregates per number, over every poll at once (their memory is
+    the numbers', not the polls'): what needs attention, state moves since the day before,
+    and each number's project and the names it was last observed with."""
+    use_batch(con, 0, 1)
+    engine.materialize(con, "newest_known")
+    tables = {
+        "needs_attention": engine.fetch(con, "needs_attention"),
+        "state_moves": engine.fetch(con, "state_moves"),
+        "observed_names": engine.fetch(con, "seen_numbers"),
+    }
+    con.execute("DROP TABLE newest_known")
+    return tables
 
 
 def batch_count(con: duckdb.DuckDBPyConnection) -> int:
@@ -161,18 +175,16 @@ def use_batch(con: duckdb.DuckDBPyConnection, batch: int, batches: int) -> None:
 
 
 def number_tables(
-    con: duckdb.DuckDBPyConnection, batch: int = 0, batches: int = 1
+    con: duckdb.DuckDBPyConnection, project: pd.Series, batch: int = 0, batches: int = 1
 ) -> dict[str, pd.DataFrame]:
-    """The per-number tables of one batch of whole numbers (`batch` of `batches`, by a hash of
-    the id): availability and quality (with each number's `project`), incidents and transitions
-    on the report's days, what needs attention, state moves since the day before, and the names
-    the numbers were last observed with. Its bodies polled twice go to `repeated`."""
+    """The per-number tables over time of one batch of whole numbers (`batch` of `batches`, by
+    a hash of the id): availability and quality (with each number's `project`, `config_id` →
+    project), incidents and transitions on the report's days. Its bodies polled twice go to
+    `repeated`."""
     use_batch(con, batch, batches)
     for shared in SHARED:
         engine.materialize(con, shared)
     in_range = "day_us IN (SELECT day_us FROM report_days)"
-    seen = engine.fetch(con, "seen_numbers")
-    project = seen.set_index("config_id")["project"]
     tables = {
         "availability_daily": _with_project(con, "availability_daily", project),
         "quality_daily": _with_project(con, "quality_daily", project),
@@ -182,9 +194,6 @@ def number_tables(
         "quality_transitions": engine.fetch(
             con, "transitions", "field DESC, config_id, at_us", in_range
         ),
-        "needs_attention": engine.fetch(con, "needs_attention"),
-        "state_moves": engine.fetch(con, "state_moves"),
-        "observed_names": seen.drop(columns="project"),
     }
     con.execute("INSERT INTO repeated SELECT * FROM repeated_bodies")
     for shared in reversed(SHARED):

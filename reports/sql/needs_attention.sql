@@ -4,19 +4,11 @@
 WITH troubled AS (
     SELECT * EXCLUDE (before) FROM newest_known WHERE NOT before AND severity IS NOT NULL
 ),
-last_good AS (
-    SELECT config_id, max(at_us) AS good_us, arg_max(status, at_us) AS good_status
-    FROM known_observations
-    WHERE severity IS NULL AND config_id IN (SELECT config_id FROM troubled)
-    GROUP BY config_id
-),
 since AS (
     SELECT config_id, min(known.at_us) AS since_us
     FROM known_observations AS known
-    LEFT JOIN last_good USING (config_id)
-    WHERE known.severity IS NOT NULL
-        AND config_id IN (SELECT config_id FROM troubled)
-        AND (good_us IS NULL OR known.at_us > good_us)
+    JOIN troubled USING (config_id)
+    WHERE known.severity IS NOT NULL AND (good_us IS NULL OR known.at_us > good_us)
     GROUP BY config_id
 )
 SELECT
@@ -38,4 +30,3 @@ SELECT
     good_status AS last_good_status
 FROM troubled
 JOIN since USING (config_id)
-LEFT JOIN last_good USING (config_id)

@@ -1,17 +1,26 @@
 -- Each number's newest known observation before the end (`before = false`) and before the day
 -- before the end (`before = true`), with its troubles in words (`problems`, worst first); of a
--- body's repeats, the last polled.
-WITH newest AS (
-    SELECT config_id, false AS before, max(at_us) AS at_us
-    FROM known_observations
+-- body's repeats, the last polled. Both rows carry the number's last good observation before
+-- the end (`good_us`, `good_status`; null when none was read). Aggregates per number: the
+-- known observations are read once and not kept.
+WITH per_number AS (
+    SELECT
+        config_id,
+        arg_max(known, (at_us, polled_at_us)) AS newest,
+        arg_max(known, (at_us, polled_at_us)) FILTER (WHERE at_us < day_before_us)
+            AS newest_before,
+        max(at_us) FILTER (WHERE severity IS NULL) AS good_us,
+        arg_max(status, at_us) FILTER (WHERE severity IS NULL) AS good_status
+    FROM known_observations AS known,
+        (SELECT end_us - {DAY} AS day_before_us FROM report_period)
     GROUP BY config_id
+),
+newest AS (
+    SELECT false AS before, unnest(newest), good_us, good_status FROM per_number
     UNION ALL
-    SELECT config_id, true, max(at_us)
-    FROM known_observations
-    WHERE at_us < (SELECT end_us - {DAY} FROM report_period)
-    GROUP BY config_id
+    SELECT true, unnest(newest_before), good_us, good_status
+    FROM per_number
+    WHERE newest_before IS NOT NULL
 )
-SELECT newest.before, known.*, {PROBLEMS} AS problems
-FROM known_observations AS known
-JOIN newest USING (config_id, at_us)
-QUALIFY row_number() OVER (PARTITION BY config_id, before ORDER BY polled_at_us DESC) = 1
+SELECT *, {PROBLEMS} AS problems
+FROM newest
