@@ -51,7 +51,7 @@ CADENCE_GAP_MAX_MINUTES = 180
 # The report's engine (DuckDB) spills to disk beyond this much memory; the report's own tables
 # come on top (BENCHMARKS.md, `report`, has the peaks measured).
 REPORT_MEMORY_LIMIT = "1GB"
-REPORT_ROWS_PER_BATCH = 12_000_000  # polls rows the engine works on at once (whole numbers)
+REPORT_ROWS_PER_BATCH = 4_000_000  # polls rows the engine works on at once (whole numbers)
 GLOBAL_LIMIT_NAME = "kapso-health-api"
 SCHEDULE_MINUTES = 15.0  # the scheduled collection's interval (prefect.yaml: */15)
 # Its rolling window: the interval less 15 s, so runs never overlap. A rolling run's last
