@@ -1,10 +1,12 @@
 """The report, composed: every report table for a range of days, from a history reader.
 
 The engine (`engine.py`: DuckDB running the SQL pieces of `sql/`) reads the history's live
-files in place and computes the per-number tables for a batch of whole numbers at a time (one
-batch unless the range holds more than REPORT_ROWS_PER_BATCH polls rows), spilling to disk
-beyond its memory limit: the engine's memory is capped however long the range (the finished
-tables, numbers x days rows, come on top). pandas takes the
+files in place. The tables that are aggregates per number (what needs attention, state moves,
+projects and names) it computes over every poll at once; the tables over time (availability,
+quality, incidents, transitions) for a batch of whole numbers at a time (one batch unless the
+range holds more than REPORT_ROWS_PER_BATCH polls rows), spilling to disk beyond its memory
+limit: the engine's memory is capped however long the range (the finished tables, numbers x
+days rows, come on top). pandas takes the
 results: the roll-ups, the names, the details of what needs attention. The history comes in
 through `HistoryReader` (the store satisfies it): this package imports neither Prefect nor the
 storage layer.
