@@ -143,7 +143,7 @@ def _beside(
 ) -> pd.DataFrame:
     """`frame` with its numbers as people know them, and their project (when there are
     several)."""
-    frame = frame.assign(number=[number_label(n, names) for n in frame["config_id"]])
+    frame = frame.assign(number=[number_label(n, names) for n in frame["config_id"].tolist()])
     if project is None:
         return frame
     return frame.assign(project=frame["config_id"].map(project))

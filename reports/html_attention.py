@@ -26,7 +26,7 @@ def names_of(tables: dict[str, pd.DataFrame]) -> dict[str, str]:
     names = tables.get("number_names")
     if names is None or names.empty:
         return {}
-    return dict(zip(names["config_id"], names["label"], strict=True))
+    return dict(zip(names["config_id"].tolist(), names["label"].tolist(), strict=True))
 
 
 def number_label(config_id: object, names: Mapping[str, str]) -> str:
