@@ -7,8 +7,9 @@ known observation before the end is in trouble: since its first troubled observa
 last good one (or since its first one read, when no good one was read), ordered by its worst
 trouble, then by how long.
 
-The engine finds them (`sql/known_observations.sql`, `needs_attention.sql`, `state_moves.sql`,
-with TROUBLES below as SQL); this module orders them and says what changed, in words.
+The engine finds them (`sql/known_observations.sql`, `newest_known.sql`, `needs_attention.sql`,
+`state_moves.sql`, with TROUBLES below as SQL); this module orders them and says what changed,
+in words.
 """
 
 from __future__ import annotations
@@ -72,8 +73,8 @@ CHANGE_COLUMNS = ["config_id", "project", "kind", "what"]
 
 
 def worst_first(attention: pd.DataFrame) -> pd.DataFrame:
-    """The numbers needing attention (`sql/needs_attention.sql`, any batches of them) in the
-    order listed: worst trouble first, then longest, then by id."""
+    """The numbers needing attention (`sql/needs_attention.sql`) in the order listed: worst
+    trouble first, then longest, then by id."""
     if attention.empty:
         return pd.DataFrame(columns=ATTENTION_COLUMNS)
     ordered = attention.sort_values(["severity", "seconds", "config_id"], ascending=[1, 0, 1])

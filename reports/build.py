@@ -6,8 +6,8 @@ projects and names) it computes over every poll at once; the tables over time (a
 quality, incidents, transitions) for a batch of whole numbers at a time (one batch unless the
 range holds more than REPORT_ROWS_PER_BATCH polls rows), spilling to disk beyond its memory
 limit: the engine's memory is capped however long the range (the finished tables, numbers x
-days rows, come on top). pandas takes the
-results: the roll-ups, the names, the details of what needs attention. The history comes in
+days rows, come on top). pandas takes the results: the roll-ups, the names, the details of
+what needs attention. The history comes in
 through `HistoryReader` (the store satisfies it): this package imports neither Prefect nor the
 storage layer.
 """
@@ -62,7 +62,8 @@ class HistoryReader(Protocol):
 
 
 CHECK_COLUMNS = ["config_id", "polled_at", "checked_at", "check_name", "passed"]
-# of the `numbers` table (each number's newest listing): the roll-ups' and the names' columns
+# of the `numbers` table (every listing up to the last day; `newest_listings` keeps each number's
+# newest): the roll-ups' and the names' columns
 NUMBER_COLUMNS = list(dict.fromkeys(["listed_at", *ATTRIBUTE_COLUMNS, *LISTED_COLUMNS]))
 T = TypeVar("T")
 READ_ATTEMPTS = 3  # a compaction may replace a file between its listing and its reading
@@ -152,7 +153,7 @@ def fleet_pieces(con: duckdb.DuckDBPyConnection) -> dict[str, pd.DataFrame]:
     """The tables that are aggregates per number, over every poll at once (their memory is
     the numbers', not the polls'): what needs attention, state moves since the day before,
     and each number's project and the names it was last observed with."""
-    use_batch(con, 0, 1)
+    use_batch(con, 0, 1)  # `polls`: every poll of the range
     engine.materialize(con, "newest_known")
     tables = {
         "needs_attention": engine.fetch(con, "needs_attention"),
@@ -177,12 +178,12 @@ def use_batch(con: duckdb.DuckDBPyConnection, batch: int, batches: int) -> None:
 
 
 def number_tables(
-    con: duckdb.DuckDBPyConnection, project: pd.Series, batch: int = 0, batches: int = 1
+    con: duckdb.DuckDBPyConnection, project: pd.Series, batch: int, batches: int
 ) -> dict[str, pd.DataFrame]:
     """The per-number tables over time of one batch of whole numbers (`batch` of `batches`, by
-    a hash of the id): availability and quality (with each number's `project`, `config_id` →
-    project), incidents and transitions on the report's days. Its bodies polled twice go to
-    `repeated`."""
+    a hash of the id): availability and quality (each number's project beside it, from
+    `project`: config_id → project), incidents and transitions on the report's days. Its
+    bodies polled twice go to `repeated`."""
     use_batch(con, batch, batches)
     for shared in SHARED:
         engine.materialize(con, shared)

@@ -8,7 +8,8 @@ since AS (
     SELECT config_id, min(known.at_us) AS since_us
     FROM known_observations AS known
     JOIN troubled USING (config_id)
-    WHERE known.severity IS NOT NULL AND (good_us IS NULL OR known.at_us > good_us)
+    WHERE known.severity IS NOT NULL
+        AND (troubled.good_us IS NULL OR known.at_us > troubled.good_us)
     GROUP BY config_id
 )
 SELECT

@@ -1,8 +1,8 @@
 -- Each number's newest known observation before the end (`before = false`) and before the day
 -- before the end (`before = true`), with its troubles in words (`problems`, worst first); of a
 -- body's repeats, the last polled. Both rows carry the number's last good observation before
--- the end (`good_us`, `good_status`; null when none was read). Aggregates per number: the
--- known observations are read once and not kept.
+-- the end (`good_us`, `good_status`; null when none was read). Aggregates per number, in one
+-- pass: the known observations are not kept (`needs_attention` reads them once more).
 WITH per_number AS (
     SELECT
         config_id,
@@ -10,7 +10,7 @@ WITH per_number AS (
         arg_max(known, (at_us, polled_at_us)) FILTER (WHERE at_us < day_before_us)
             AS newest_before,
         max(at_us) FILTER (WHERE severity IS NULL) AS good_us,
-        arg_max(status, at_us) FILTER (WHERE severity IS NULL) AS good_status
+        arg_max(status, (at_us, polled_at_us)) FILTER (WHERE severity IS NULL) AS good_status
     FROM known_observations AS known,
         (SELECT end_us - {DAY} AS day_before_us FROM report_period)
     GROUP BY config_id
