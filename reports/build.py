@@ -111,7 +111,10 @@ def _build(history: HistoryReader, days: list[date], policy: Policy) -> dict[str
         first, last = days[0] - margin, days[-1] + margin
         engine.read_history(con, history, "polls", first, last, engine.POLL_COLUMNS, "all_polls")
         engine.read_history(con, history, "checks", days[0], days[-1], CHECK_COLUMNS)
-        engine.read_history(con, history, "numbers", None, days[-1], NUMBER_COLUMNS)
+        # every listing of the history, one small file a day: fetched whole, concurrently off
+        # a local disk (DuckDB through fsspec sends several requests per file, one file at a time)
+        listings = history.read_arrow("numbers", None, days[-1], NUMBER_COLUMNS, dictionary=True)
+        con.register("numbers", listings)
         fleet = fleet_pieces(con)
         project = fleet["observed_names"].set_index("config_id")["project"]
         batches = batch_count(con)

@@ -237,7 +237,7 @@ def read_history(
     con: duckdb.DuckDBPyConnection,
     history: object,
     table: str,
-    start: date | None,
+    start: date,
     end: date,
     columns: list[str],
     name: str | None = None,
@@ -245,7 +245,7 @@ def read_history(
     """The view `name` (default `table`): `columns` of the history's `table` for the UTC days
     [start, end]. The live files the history lists are read in place (never a glob: a file a
     compaction has replaced is not listed); a column no file has reads as null. A history that
-    lists no files (an in-memory one) gives its Arrow table. No `start`: from the first day."""
+    lists no files (an in-memory one) gives its Arrow table."""
     name = name or table
     schema = pa.schema([TABLES[table].field(column) for column in columns])
     lister = getattr(history, "files", None)
