@@ -20,6 +20,7 @@ from functools import wraps
 from kapso_health.flows import report
 from kapso_health.reports import build, engine
 from kapso_health.reports.policy import Policy
+from kapso_health.tasks.storage import ParquetStore
 
 SPENT: dict[str, float] = defaultdict(float)
 
@@ -59,6 +60,7 @@ def main() -> int:
         _timed(build, edge)
     for edge in ("_write_page", "to_arrow"):
         _timed(report, edge)
+    _timed(ParquetStore, "replace_day")
     with tempfile.TemporaryDirectory() as out:
         started = time.perf_counter()
         report.write_reports(root, days, Policy(), out)

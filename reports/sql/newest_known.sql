@@ -3,16 +3,27 @@
 -- body's repeats, the last polled. Both rows carry the number's last good observation before
 -- the end (`good_us`, `good_status`; null when none was read). Aggregates per number, in one
 -- pass: the known observations are not kept (`needs_attention` reads them once more).
-WITH per_number AS (
+WITH keyed AS (  -- `recency`: (at_us, polled_at_us) in one 128-bit integer that sorts as
+    -- the pair does, a missing polled time last (compared faster than the pair)
+    SELECT
+        known,
+        config_id,
+        at_us,
+        severity,
+        status,
+        at_us::HUGEINT * 18446744073709551616  -- 2 ** 64: the polled time, shifted, below
+            + (coalesce(polled_at_us, 9223372036854775807)::HUGEINT + 9223372036854775808)
+            AS recency
+    FROM known_observations AS known
+),
+per_number AS (
     SELECT
         config_id,
-        arg_max(known, (at_us, polled_at_us)) AS newest,
-        arg_max(known, (at_us, polled_at_us)) FILTER (WHERE at_us < day_before_us)
-            AS newest_before,
+        arg_max(known, recency) AS newest,
+        arg_max(known, recency) FILTER (WHERE at_us < day_before_us) AS newest_before,
         max(at_us) FILTER (WHERE severity IS NULL) AS good_us,
-        arg_max(status, (at_us, polled_at_us)) FILTER (WHERE severity IS NULL) AS good_status
-    FROM known_observations AS known,
-        (SELECT end_us - {DAY} AS day_before_us FROM report_period)
+        arg_max(status, recency) FILTER (WHERE severity IS NULL) AS good_status
+    FROM keyed, (SELECT end_us - {DAY} AS day_before_us FROM report_period)
     GROUP BY config_id
 ),
 newest AS (
