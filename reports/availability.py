@@ -80,12 +80,12 @@ def check_pass_rates(checks: pa.Table | pd.DataFrame, days: list) -> pd.DataFram
     """
     if isinstance(checks, pd.DataFrame):
         checks = pa.Table.from_pandas(checks, preserve_index=False)
-    every_body = pa.table(  # any body may have been polled twice: tell every one apart
-        {
-            "config_id": checks["config_id"].cast(pa.string()),
-            "checked_us": checks["checked_at"].cast(pa.timestamp("us", "UTC")).cast(pa.int64()),
-        }
-    ).group_by(["config_id", "checked_us"]).aggregate([])  # once each, as the report lists them
+    # any body may have been polled twice: tell every one apart (each once, as the report does)
+    bodies = {
+        "config_id": checks["config_id"].cast(pa.string()),
+        "checked_us": checks["checked_at"].cast(pa.timestamp("us", "UTC")).cast(pa.int64()),
+    }
+    every_body = pa.table(bodies).group_by(["config_id", "checked_us"]).aggregate([])
     return engine.run(
         "check_pass_rates",
         days=days,
