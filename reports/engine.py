@@ -56,7 +56,7 @@ PIECES: dict[str, tuple[str, ...]] = {
     "ordered": ("observed",),
     "cadence": ("ordered", "report_policy"),
     "observations": ("ordered", "cadence", "report_policy"),
-    "pieces": ("observations",),
+    "pieces": ("observations", "report_days"),
     "held_daily": ("pieces", "report_days"),
     "reported_numbers": ("observations", "held_daily", "report_days"),
     "incidents": ("observations",),

@@ -12,17 +12,13 @@ WITH known AS (
     FROM observations
     WHERE can_send_message IN {MESSAGING} AND can_send_message_edge
 ),
-marked AS (
+marked AS (  -- `run`: the last good observation up to this one (null: none yet)
     SELECT
         *,
         lead(at_us) OVER by_number AS next_us,
-        coalesce(bad <> lag(bad) OVER by_number, true) AS starts_run
+        max(CASE WHEN NOT bad THEN seq END) OVER by_number AS run
     FROM known
     WINDOW by_number AS (PARTITION BY kind, config_id ORDER BY seq)
-),
-numbered AS (
-    SELECT *, sum(starts_run::INTEGER) OVER (PARTITION BY kind, config_id ORDER BY seq) AS run
-    FROM marked
 ),
 bad_runs AS (
     SELECT
@@ -31,7 +27,7 @@ bad_runs AS (
         min(at_us) AS start_us,
         arg_max_null(next_us, seq) AS recovered_us,  -- the first good observation; null: open
         max(at_us) + arg_max(max_gap_us, seq) AS stops_holding_us
-    FROM numbered
+    FROM marked
     WHERE bad
     GROUP BY kind, config_id, run
 )
