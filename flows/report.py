@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from datetime import date, timedelta
+from itertools import product
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -25,7 +27,7 @@ from kapso_health.reports.html_attention import names_of, number_label
 from kapso_health.reports.markdown import attention_markdown
 from kapso_health.reports.schemas import REPORT_SCHEMAS, to_arrow
 from kapso_health.reports.timeline import Policy
-from kapso_health.tasks.settings import DEFAULT_STORAGE, configured
+from kapso_health.tasks.settings import DEFAULT_STORAGE, REPORT_WRITERS, configured
 from kapso_health.tasks.storage import ParquetStore, write_text
 
 
@@ -36,11 +38,15 @@ def write_reports(
     page (to `out`, default `<storage>/reports/html`). Returns the tables and the page."""
     store = ParquetStore(storage)
     tables = build_reports(store, days, policy)
-    for name in REPORT_SCHEMAS:
-        table = to_arrow(name, tables[name])
-        for day in days:
-            rows = table.filter(pc.equal(table["day"], pa.scalar(day, pa.date32())))
-            store.replace_day(f"reports/{name}", rows, day)
+    arrow = {name: to_arrow(name, tables[name]) for name in REPORT_SCHEMAS}
+
+    def replace(name_and_day: tuple[str, date]) -> None:
+        name, day = name_and_day
+        rows = arrow[name].filter(pc.equal(arrow[name]["day"], pa.scalar(day, pa.date32())))
+        store.replace_day(f"reports/{name}", rows, day)
+
+    with ThreadPoolExecutor(REPORT_WRITERS) as pool:  # a file per table and day: many at once
+        list(pool.map(replace, product(REPORT_SCHEMAS, days)))
     page = _write_page(
         tables,
         days,

@@ -52,6 +52,7 @@ CADENCE_GAP_MAX_MINUTES = 180
 # come on top (BENCHMARKS.md, `report`, has the peaks measured).
 REPORT_MEMORY_LIMIT = "1GB"
 REPORT_ROWS_PER_BATCH = 4_000_000  # polls rows the engine works on at once (whole numbers)
+REPORT_WRITERS = 8  # report files (one per table and day) written at once
 GLOBAL_LIMIT_NAME = "kapso-health-api"
 SCHEDULE_MINUTES = 15.0  # the scheduled collection's interval (prefect.yaml: */15)
 # Its rolling window: the interval less 15 s, so runs never overlap. A rolling run's last
