@@ -11,7 +11,8 @@ WITH keyed AS (  -- `recency`: (at_us, polled_at_us) in one 128-bit integer that
         at_us,
         severity,
         status,
-        at_us::HUGEINT * 18446744073709551616  -- 2 ** 64: the polled time, shifted, below
+        -- at_us in the high 64 bits (x 2 ** 64), polled_at_us made non-negative in the low ones
+        at_us::HUGEINT * 18446744073709551616
             + (coalesce(polled_at_us, 9223372036854775807)::HUGEINT + 9223372036854775808)
             AS recency
     FROM known_observations AS known
