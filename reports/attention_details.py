@@ -61,7 +61,8 @@ def failing_checks(checks: pa.Table, keys: pd.DataFrame) -> pd.DataFrame:
 def entity_errors(entities: pa.Table, keys: pd.DataFrame) -> pd.DataFrame:
     """One row per entity error (or per entity not AVAILABLE without one): config_id,
     entity_type, entity_id, can_send_message, error_code, error_description,
-    possible_solution, additional_info (text)."""
+    possible_solution, additional_info (text); by number and entity, each entity's errors in
+    their order (the rows come in no fixed order)."""
     trouble = pc.or_kleene(
         pc.greater(pc.list_value_length(entities["errors"]), 0),
         pc.not_equal(entities["can_send_message"], AVAILABLE),
@@ -73,7 +74,8 @@ def entity_errors(entities: pa.Table, keys: pd.DataFrame) -> pd.DataFrame:
         base = {k: row[k] for k in ("config_id", "entity_type", "entity_id", "can_send_message")}
         for error in row["errors"] or [{}]:
             rows.append({**base, **_error_fields(error), "additional_info": info or None})
-    return pd.DataFrame(rows, columns=ERROR_COLUMNS)
+    errors = pd.DataFrame(rows, columns=ERROR_COLUMNS)
+    return errors.sort_values(["config_id", "entity_type", "entity_id"], kind="stable")
 
 
 ERROR_FIELDS = ("error_code", "error_description", "possible_solution")

@@ -336,7 +336,10 @@ TEXT_AS_STRING = {pa.string(): pd.StringDtype(), pa.large_string(): pd.StringDty
 
 def from_engine(table: pa.Table) -> pd.DataFrame:
     """Engine rows as pandas: each `x_us` column becomes `x`, a UTC timestamp (a duration for
-    `max_gap_us`); text keeps pandas' string dtype, counts stay int64."""
+    `max_gap_us`); text (an ENUM's too) keeps pandas' string dtype, counts stay int64."""
+    enums = [i for i, field in enumerate(table.schema) if pa.types.is_dictionary(field.type)]
+    for i in enums:
+        table = table.set_column(i, table.field(i).name, table.column(i).cast(pa.string()))
     frame = table.to_pandas(types_mapper=TEXT_AS_STRING.get)
     renamed = {}
     for column in frame.columns:

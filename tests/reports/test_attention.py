@@ -4,8 +4,11 @@ names numbers are shown by: hand-computed on `trouble_history()` (see conftest).
 from __future__ import annotations
 
 import pandas as pd
+import pyarrow as pa
 
+from kapso_health.reports.attention_details import ENTITY_COLUMNS, entity_errors
 from kapso_health.reports.html import render_report
+from kapso_health.tasks.schemas import ENTITIES
 from tests.reports.conftest import PAYMENT, TOKEN_ERROR, observation
 
 UTC = "UTC"
@@ -87,3 +90,30 @@ def test_a_number_never_good_in_the_days_read_is_in_trouble_at_least_since_its_f
     )
     assert pd.isna(row["last_good_at"])
     assert "at least since 2026-03-01 06:00" in render_report("Report", tables)
+
+
+def test_entity_errors_come_by_number_and_entity_whatever_order_the_rows_are_read_in() -> None:
+    polled = at("2026-03-02 06:00")
+    error = [{"error_code": "141006", "error_description": PAYMENT, "possible_solution": None}]
+    second = [{"error_code": "131031", "error_description": "Locked", "possible_solution": None}]
+    rows = [  # as a multi-threaded scan may hand them over
+        ("b", "WABA", "w-2", "BLOCKED", error + second),
+        ("a", "PHONE_NUMBER", "p-1", "LIMITED", []),
+        ("b", "PHONE_NUMBER", "p-2", "BLOCKED", second),
+        ("a", "BUSINESS", "b-1", "BLOCKED", error),
+    ]
+    names = ["config_id", "entity_type", "entity_id", "can_send_message", "errors"]
+    entities = pa.Table.from_pylist(
+        [dict(zip(names, row, strict=True)) | {"polled_at": polled} for row in rows],
+        schema=pa.schema([ENTITIES.field(name) for name in ENTITY_COLUMNS]),
+    )
+    keys = pd.DataFrame({"config_id": ["a", "b"], "polled_at": [polled, polled]})
+    found = entity_errors(entities, keys)
+    codes = found["error_code"].fillna("none")
+    assert list(zip(found["config_id"], found["entity_type"], codes, strict=True)) == [
+        ("a", "BUSINESS", "141006"),
+        ("a", "PHONE_NUMBER", "none"),
+        ("b", "PHONE_NUMBER", "131031"),
+        ("b", "WABA", "141006"),
+        ("b", "WABA", "131031"),
+    ]
