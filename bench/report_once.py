@@ -45,7 +45,7 @@ def table(root: str, first: date, last: date, out: str) -> int:
     store = ParquetStore(root)
     polls = engine.POLL_COLUMNS
     engine.read_history(con, store, "polls", first - margin, last + margin, polls, "all_polls")
-    build.enumerate_numbers(con)
+    build.enumerate_values(con)
     parts = []
     for batch in range(batches := build.batch_count(con)):
         build.use_batch(con, batch, batches)

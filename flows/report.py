@@ -45,15 +45,17 @@ def write_reports(
         rows = arrow[name].filter(pc.equal(arrow[name]["day"], pa.scalar(day, pa.date32())))
         store.replace_day(f"reports/{name}", rows, day)
 
-    with ThreadPoolExecutor(REPORT_WRITERS) as pool:  # a file per table and day: many at once
-        list(pool.map(replace, product(REPORT_SCHEMAS, days)))
-    page = _write_page(
-        tables,
-        days,
-        out or f"{storage.rstrip('/')}/reports/html",
-        simulated=store.simulated,
-        rule=policy.gap_rule(),
-    )
+    # a file per table and day, many at once, written (Arrow, off the GIL) as the page renders
+    with ThreadPoolExecutor(REPORT_WRITERS) as pool:
+        written = pool.map(replace, product(REPORT_SCHEMAS, days))
+        page = _write_page(
+            tables,
+            days,
+            out or f"{storage.rstrip('/')}/reports/html",
+            simulated=store.simulated,
+            rule=policy.gap_rule(),
+        )
+        list(written)  # a file that failed raises here
     return tables, page
 
 

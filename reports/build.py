@@ -110,7 +110,7 @@ def _build(history: HistoryReader, days: list[date], policy: Policy) -> dict[str
         margin = timedelta(days=1)  # observations just before or after the range hold into it
         first, last = days[0] - margin, days[-1] + margin
         engine.read_history(con, history, "polls", first, last, engine.POLL_COLUMNS, "all_polls")
-        enumerate_numbers(con)
+        enumerate_values(con)
         engine.read_history(con, history, "checks", days[0], days[-1], CHECK_COLUMNS)
         # every listing of the history, one small file a day: fetched whole, concurrently off
         # a local disk (DuckDB through fsspec sends several requests per file, one file at a time)
@@ -157,7 +157,9 @@ def fleet_pieces(con: duckdb.DuckDBPyConnection) -> dict[str, pd.DataFrame]:
     """The tables that are aggregates per number, over every poll at once (their memory is
     the numbers', not the polls'): what needs attention, state moves since the day before,
     and each number's project and the names it was last observed with."""
-    use_batch(con, 0, 1)  # `polls`: every poll of the range
+    # `polls`: every poll of the range, as stored (aggregates per number take texts faster
+    # than they would cast them to the batches' ENUMS)
+    con.execute("CREATE OR REPLACE TEMP VIEW polls AS SELECT * FROM all_polls")
     engine.materialize(con, "newest_known")
     tables = {
         "needs_attention": engine.fetch(con, "needs_attention"),
@@ -175,23 +177,33 @@ def batch_count(con: duckdb.DuckDBPyConnection) -> int:
     return max(1, ceil(rows / REPORT_ROWS_PER_BATCH))
 
 
-def enumerate_numbers(con: duckdb.DuckDBPyConnection) -> None:
-    """`number_id`: the ids of the numbers in `all_polls`, in order, as an ENUM type, which
-    the engine sorts, groups and joins as small integers (36-character texts take a third
-    longer; `fetch` gives text back)."""
-    con.execute(
-        "CREATE TYPE number_id AS ENUM (SELECT DISTINCT config_id FROM all_polls"
-        " WHERE config_id IS NOT NULL ORDER BY config_id)"
-    )
+# the polls' columns the batches read as ENUM types of the values present: the engine sorts,
+# groups, joins and compares them as small integers (texts take a third longer); `fetch` gives
+# text back
+ENUMS = {
+    "config_id": "number_id",
+    "quality_rating": "rating_value",
+    "can_send_message": "messaging_value",
+    "phone_status": "phone_status_value",
+}
+
+
+def enumerate_values(con: duckdb.DuckDBPyConnection) -> None:
+    """The ENUMS types, of the values in `all_polls` (in order)."""
+    for column, kind in ENUMS.items():
+        con.execute(
+            f"CREATE TYPE {kind} AS ENUM (SELECT DISTINCT {column} FROM all_polls"
+            f" WHERE {column} IS NOT NULL ORDER BY {column})"
+        )
 
 
 def use_batch(con: duckdb.DuckDBPyConnection, batch: int, batches: int) -> None:
-    """`polls`: the polls of the numbers of `batch` of `batches` (by a hash of the id), their
-    `config_id` a `number_id` (see `enumerate_numbers`)."""
+    """`polls`: the polls of the numbers of `batch` of `batches` (by a hash of the id), the
+    ENUMS columns in their types (see `enumerate_values`)."""
     only = "" if batches == 1 else f" WHERE hash(config_id) % {batches} = {batch}"
+    typed = ", ".join(f"CAST({column} AS {kind}) AS {column}" for column, kind in ENUMS.items())
     con.execute(
-        "CREATE OR REPLACE TEMP VIEW polls AS"
-        f" SELECT * REPLACE (CAST(config_id AS number_id) AS config_id) FROM all_polls{only}"
+        f"CREATE OR REPLACE TEMP VIEW polls AS SELECT * REPLACE ({typed}) FROM all_polls{only}"
     )
 
 

@@ -10,7 +10,9 @@ columns named `*_us`; `from_engine` turns them back into timestamps at the edge.
 Parameters, as tables: `report_policy` (one row: `max_gap_us`, null for the cadence rule;
 `cadence_factor`, `low_us`, `high_us`, `degraded_counts_as_up`), `report_days` (`day_us`),
 `report_period` (`end_us`: the end of the last day), `report_states` (`status` → `state`) and
-`value_ranks` (`field`, `value`, `rank`: the vocabulary's ranks of the values present).
+`value_ranks` (`field`, `value`, `rank`: the vocabulary's ranks of the values present); and the
+type `report_state`, an ENUM of the states observations take (compared and carried as a small
+integer).
 """
 
 from __future__ import annotations
@@ -179,6 +181,8 @@ def set_parameters(
     end = (stamps[-1] + DAY_US) if stamps else 0
     con.register("report_period", pa.table({"end_us": pa.array([end], pa.int64())}))
     states = list(policy.states.items())
+    kinds = dict.fromkeys([*(state for _, state in states), UNKNOWN])
+    con.execute(f"CREATE TYPE report_state AS ENUM {sql_literal(list(kinds))}")
     con.register(
         "report_states",
         pa.table(

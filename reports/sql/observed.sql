@@ -16,7 +16,9 @@ SELECT
     config_id,
     at_us,
     at_us // {DAY} * {DAY} AS day_us,
-    CASE WHEN ok THEN coalesce(states.state, {UNKNOWN}) ELSE {UNKNOWN} END AS state,
+    CAST(
+        CASE WHEN ok THEN coalesce(states.state, {UNKNOWN}) ELSE {UNKNOWN} END AS report_state
+    ) AS state,
     ok,
     CASE WHEN ok THEN quality_rating END AS quality_rating,
     CASE WHEN ok THEN can_send_message END AS can_send_message,
