@@ -308,17 +308,19 @@ def _rows(
 ) -> str:
     if frame.empty:
         return "<p class=note>None.</p>"
-    shown = [c in percent for c in columns]
-    rows = [
-        [_cell(value, as_percent) for value, as_percent in zip(row, shown, strict=True)]
-        for row in frame[columns].itertuples(index=False, name=None)
-    ]
-    return rows_table(columns, rows, table_id)
+    cells = [_cells(frame[column], column in percent) for column in columns]
+    return rows_table(columns, [list(row) for row in zip(*cells, strict=True)], table_id)
+
+
+def _cells(values: pd.Series, percent: bool) -> list[str]:
+    """A column's cells (times formatted at once: one at a time takes most of the page's)."""
+    if isinstance(values.dtype, pd.DatetimeTZDtype) or values.dtype.kind == "M":
+        texts = values.dt.strftime("%Y-%m-%d %H:%M").fillna("NaT")
+        return [f"<td>{text}</td>" for text in texts.tolist()]
+    return [_cell(value, percent) for value in values.tolist()]
 
 
 def _cell(value: object, percent: bool) -> str:
-    if isinstance(value, pd.Timestamp):
-        return f"<td>{value:%Y-%m-%d %H:%M}</td>"
     if isinstance(value, float):
         text = percent_text(value) if percent else "—" if pd.isna(value) else f"{value:,.1f}"
         return f"<td class=n>{text}</td>"

@@ -42,14 +42,20 @@ def attention_section(tables: dict[str, pd.DataFrame], project: pd.Series | None
     checks = _by_number(tables["attention_checks"])
     errors = _by_number(tables["attention_entity_errors"])
     head = ["project", *ATTENTION_HEAD] if project is not None else ATTENTION_HEAD
+    since, last_good = _since(attention), _last_good(attention)
     body = []
-    for row in attention.itertuples(index=False):
-        cells = [escape(number_label(row.config_id, names)), escape(row.problems)]
-        found = checks.get(row.config_id, []), errors.get(row.config_id, [])
-        cells += [_since(row), _checks(found[0]), _errors(found[1])]
-        cells.append(_last_good(row))
+    for number, problems, *times, owner in zip(
+        attention["config_id"].tolist(),
+        attention["problems"].tolist(),
+        since,
+        last_good,
+        attention["project"].tolist() if project is not None else [None] * len(attention),
+        strict=True,
+    ):
+        cells = [escape(number_label(number, names)), escape(problems), times[0]]
+        cells += [_checks(checks.get(number, [])), _errors(errors.get(number, [])), times[1]]
         if project is not None:
-            cells.insert(0, escape(str(row.project)))
+            cells.insert(0, escape(str(owner)))
         body.append(cells)
     return title + rows_table(head, body, table_id="attention")
 
@@ -69,14 +75,18 @@ def changes_section(tables: dict[str, pd.DataFrame], project: pd.Series | None) 
     return title + rows_table(head, body, table_id="changes")
 
 
-def _when(stamp: object) -> str:
-    return "—" if pd.isna(stamp) else f"{pd.Timestamp(stamp):%Y-%m-%d %H:%M}"
+def _when(stamps: pd.Series) -> list[str]:
+    """Each time to the minute; "—" where there is none."""
+    return stamps.dt.strftime("%Y-%m-%d %H:%M").fillna("—").tolist()
 
 
-def _since(row: object) -> str:
-    hours = row.seconds / 3600
-    prefix = "" if row.since_known else "at least since "
-    return escape(f"{prefix}{_when(row.since)} ({hours:,.1f} h by the end)")
+def _since(attention: pd.DataFrame) -> list[str]:
+    hours = (attention["seconds"] / 3600).tolist()
+    known = attention["since_known"].tolist()
+    return [
+        escape(f"{'' if sure else 'at least since '}{when} ({span:,.1f} h by the end)")
+        for when, span, sure in zip(_when(attention["since"]), hours, known, strict=True)
+    ]
 
 
 def _by_number(frame: pd.DataFrame) -> dict[str, list[dict]]:
@@ -112,7 +122,14 @@ def _errors(found: list[dict]) -> str:
     return "<br>".join(lines)
 
 
-def _last_good(row: object) -> str:
-    if pd.isna(row.last_good_at):
-        return "none in the days read"
-    return escape(f"{_when(row.last_good_at)} ({row.last_good_status})")
+def _last_good(attention: pd.DataFrame) -> list[str]:
+    statuses = attention["last_good_status"].tolist()
+    return [
+        "none in the days read" if pd.isna(stamp) else escape(f"{when} ({status})")
+        for stamp, when, status in zip(
+            attention["last_good_at"].tolist(),
+            _when(attention["last_good_at"]),
+            statuses,
+            strict=True,
+        )
+    ]
