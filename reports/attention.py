@@ -87,7 +87,10 @@ def changes_since(moves: pd.DataFrame) -> pd.DataFrame:
     new incident (good → in trouble), a recovery (the way back), else a downgrade or an
     upgrade of an aspect; `what` says which aspects, how."""
     rows = []
-    for move in moves.to_dict("records"):
+    columns = list(moves.columns)
+    # each column as a list: an Arrow-backed column's own iteration is value by value, 10 x slower
+    for row in zip(*(moves[c].tolist() for c in columns), strict=True):
+        move = dict(zip(columns, row, strict=True))
         moved = [
             (aspect, direction, move[f"old_{column}"], move[f"new_{column}"])
             for aspect, (column, _) in ASPECTS.items()

@@ -49,7 +49,8 @@ def number_names(
 ) -> pd.DataFrame:
     """One row per id: `config_id, name, display_phone_number, customer_id, label`.
     `observed` is `observed_names(...)`; `listed` the `numbers` table (any rows, any age)."""
-    frame = pd.DataFrame({"config_id": pd.Series(list(dict.fromkeys(ids)), dtype="string")})
+    unique = pd.Series(ids, dtype="string").drop_duplicates().reset_index(drop=True)
+    frame = pd.DataFrame({"config_id": unique})
     seen = observed.reindex(frame["config_id"])
     attributes = _listed(listed).reindex(frame["config_id"])
     frame["name"] = _first(seen["verified_name"], *(attributes[c] for c in LISTED_NAMES))
@@ -57,12 +58,9 @@ def number_names(
         seen["display_phone_number"], attributes["display_phone_number"]
     )
     frame["customer_id"] = attributes["customer_id"].to_numpy()
-    frame["label"] = [
-        label(*row)
-        for row in frame[["config_id", "name", "display_phone_number", "customer_id"]].itertuples(
-            index=False
-        )
-    ]
+    shown = ("config_id", "name", "display_phone_number", "customer_id")
+    # each column as a list: an Arrow-backed column's own iteration is value by value, 10 x slower
+    frame["label"] = [label(*row) for row in zip(*(frame[c].tolist() for c in shown), strict=True)]
     return frame
 
 
