@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
+from functools import partial
 from math import ceil
 from typing import Protocol, TypeVar
 
@@ -266,19 +267,20 @@ def attention_details(
     """The failing checks and entity errors of each number needing attention, read from the
     days of those observations only, and of those days only the rows of those observations
     (`attention_rows`, in the files' order)."""
+    if attention.empty:
+        return {
+            "attention_checks": pd.DataFrame(columns=FAILING_COLUMNS),
+            "attention_entity_errors": pd.DataFrame(columns=ERROR_COLUMNS),
+        }
     keys = attention[["config_id", "polled_at"]]
     days = sorted({stamp.date() for stamp in pd.to_datetime(keys["polled_at"], utc=True)})
     con.register("attention_keys", pa.Table.from_pandas(keys, preserve_index=False))
     con.execute("SET preserve_insertion_order = true")  # the rows as the files hold them
-    checks, errors = [], []
-    for day in days:
-        found = _attention_rows(con, history, "checks", day, ATTENTION_CHECK_COLUMNS)
-        checks.append(failing_checks(found, keys))
-        found = _attention_rows(con, history, "entities", day, ENTITY_COLUMNS)
-        errors.append(entity_errors(found, keys))
+    checks = _attention_rows(con, history, "checks", days, ATTENTION_CHECK_COLUMNS)
+    entities = _attention_rows(con, history, "entities", days, ENTITY_COLUMNS)
     return {
-        "attention_checks": pd.concat([pd.DataFrame(columns=FAILING_COLUMNS), *checks]),
-        "attention_entity_errors": pd.concat([pd.DataFrame(columns=ERROR_COLUMNS), *errors]),
+        "attention_checks": failing_checks(checks, keys),
+        "attention_entity_errors": entity_errors(entities, keys),
     }
 
 
@@ -286,14 +288,28 @@ def _attention_rows(
     con: duckdb.DuckDBPyConnection,
     history: HistoryReader,
     table: str,
-    day: date,
+    days: list[date],
     columns: list[str],
 ) -> pa.Table:
-    """`columns` of the rows of the history's `table` on `day` that `attention_keys` names
-    (listed again when a compaction replaced a file meanwhile)."""
+    """`columns` of the rows of the history's `table` on `days` that `attention_keys` names
+    (listed again when a compaction replaced a file meanwhile). Each run of consecutive days
+    is one query: its files are scanned at once, in parallel (a day of a small fleet is one
+    row group, which one thread decodes)."""
 
-    def read() -> pa.Table:
-        engine.read_history(con, history, table, day, day, columns, "day_rows")
+    def read(first: date, last: date) -> pa.Table:
+        engine.read_history(con, history, table, first, last, columns, "day_rows")
         return con.sql(engine.sql("attention_rows")).to_arrow_table()
 
-    return _listing_again_if_gone(read)
+    found = [_listing_again_if_gone(partial(read, *run)) for run in consecutive_runs(days)]
+    return pa.concat_tables(found)
+
+
+def consecutive_runs(days: list[date]) -> list[tuple[date, date]]:
+    """The sorted `days` as (first, last) of each run of consecutive days."""
+    runs: list[tuple[date, date]] = []
+    for day in days:
+        if runs and day - runs[-1][1] == timedelta(days=1):
+            runs[-1] = (runs[-1][0], day)
+        else:
+            runs.append((day, day))
+    return runs

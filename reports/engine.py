@@ -252,6 +252,7 @@ def read_history(
     lists no files (an in-memory one) gives its Arrow table."""
     name = name or table
     schema = pa.schema([TABLES[table].field(column) for column in columns])
+    con.execute(f"DROP VIEW IF EXISTS {name}")  # an earlier read's view would block a register
     lister = getattr(history, "files", None)
     if lister is None:
         con.register(name, history.read_arrow(table, start, end, columns))

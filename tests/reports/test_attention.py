@@ -3,12 +3,18 @@ names numbers are shown by: hand-computed on `trouble_history()` (see conftest).
 
 from __future__ import annotations
 
+from datetime import date
+from pathlib import Path
+
 import pandas as pd
 import pyarrow as pa
 
 from kapso_health.reports.attention_details import ENTITY_COLUMNS, entity_errors
+from kapso_health.reports.build import build_reports, consecutive_runs
 from kapso_health.reports.html import render_report
-from kapso_health.tasks.schemas import ENTITIES
+from kapso_health.reports.policy import Policy
+from kapso_health.tasks.schemas import ENTITIES, TABLES
+from kapso_health.tasks.storage import ParquetStore
 from tests.reports.conftest import PAYMENT, TOKEN_ERROR, observation
 
 UTC = "UTC"
@@ -116,4 +122,39 @@ def test_entity_errors_come_by_number_and_entity_whatever_order_the_rows_are_rea
         ("b", "PHONE_NUMBER", "131031"),
         ("b", "WABA", "141006"),
         ("b", "WABA", "131031"),
+    ]
+
+
+def test_days_are_read_in_runs_of_consecutive_days() -> None:
+    days = [date(2026, 3, 1), date(2026, 3, 2), date(2026, 3, 4), date(2026, 3, 6)]
+    assert consecutive_runs(days) == [
+        (date(2026, 3, 1), date(2026, 3, 2)),
+        (date(2026, 3, 4), date(2026, 3, 4)),
+        (date(2026, 3, 6), date(2026, 3, 6)),
+    ]
+
+
+def test_the_details_of_observations_on_days_apart_are_each_read_once(tmp_path: Path) -> None:
+    """Two numbers last observed in trouble on 1 and 3 March (nothing of theirs on 2 March):
+    the details of both come from their own days' files, once each."""
+    store = ParquetStore(str(tmp_path))
+    last_seen = {"early": "2026-03-01 10:00", "late": "2026-03-03 10:00"}
+    for number, at in last_seen.items():
+        moment = pd.Timestamp(at, tz="UTC")
+        rows = {
+            "polls": [observation(number, at, "unhealthy")],
+            "checks": [
+                {"config_id": number, "polled_at": moment, "check_name": "messaging_health",
+                 "passed": False, "error": f"{number} failed"},
+            ],
+        }  # fmt: skip
+        for table, found in rows.items():
+            arrow = pa.Table.from_pylist(found, schema=TABLES[table])
+            store.write_file(store.partition(table, moment.date()), f"{number}.parquet", arrow)
+    tables = build_reports(store, [date(2026, 3, 1), date(2026, 3, 2), date(2026, 3, 3)], Policy())
+    assert set(tables["needs_attention"]["config_id"]) == set(last_seen)
+    checks = tables["attention_checks"]
+    assert sorted(zip(checks["config_id"], checks["error"], strict=True)) == [
+        ("early", "early failed"),
+        ("late", "late failed"),
     ]
