@@ -276,8 +276,9 @@ def attention_details(
     days = sorted({stamp.date() for stamp in pd.to_datetime(keys["polled_at"], utc=True)})
     con.register("attention_keys", pa.Table.from_pandas(keys, preserve_index=False))
     con.execute("SET preserve_insertion_order = true")  # the rows as the files hold them
-    checks = _attention_rows(con, history, "checks", days, ATTENTION_CHECK_COLUMNS)
-    entities = _attention_rows(con, history, "entities", days, ENTITY_COLUMNS)
+    spans = consecutive_runs(days)
+    checks = _attention_rows(con, history, "checks", spans, ATTENTION_CHECK_COLUMNS)
+    entities = _attention_rows(con, history, "entities", spans, ENTITY_COLUMNS)
     return {
         "attention_checks": failing_checks(checks, keys),
         "attention_entity_errors": entity_errors(entities, keys),
@@ -288,19 +289,19 @@ def _attention_rows(
     con: duckdb.DuckDBPyConnection,
     history: HistoryReader,
     table: str,
-    days: list[date],
+    spans: list[tuple[date, date]],
     columns: list[str],
 ) -> pa.Table:
-    """`columns` of the rows of the history's `table` on `days` that `attention_keys` names
-    (listed again when a compaction replaced a file meanwhile). Each run of consecutive days
-    is one query: its files are scanned at once, in parallel (a day of a small fleet is one
-    row group, which one thread decodes)."""
+    """`columns` of the rows of the history's `table` in `spans` (first and last day of each
+    run of consecutive days) that `attention_keys` names (listed again when a compaction
+    replaced a file meanwhile). Each span is one query: its files are scanned at once, in
+    parallel (a day of a small fleet is one row group, which one thread decodes)."""
 
     def read(first: date, last: date) -> pa.Table:
         engine.read_history(con, history, table, first, last, columns, "day_rows")
         return con.sql(engine.sql("attention_rows")).to_arrow_table()
 
-    found = [_listing_again_if_gone(partial(read, *run)) for run in consecutive_runs(days)]
+    found = [_listing_again_if_gone(partial(read, *run)) for run in spans]
     return pa.concat_tables(found)
 
 

@@ -89,7 +89,7 @@ PIECES: dict[str, tuple[str, ...]] = {
     "newest_known": ("known_observations", "report_period"),
     "needs_attention": ("newest_known", "known_observations", "report_period"),
     "state_moves": ("newest_known",),
-    "attention_rows": ("day_rows", "attention_keys"),  # a day's checks or entities, by build
+    "attention_rows": ("day_rows", "attention_keys"),  # some days' checks or entities, by build
 }
 
 
@@ -277,7 +277,7 @@ def read_history(
     chosen = ", ".join(
         column
         if column in present
-        else f"CAST(NULL AS {_SQL_TYPES[schema.field(column).type]}) AS {column}"
+        else f"CAST(NULL AS {_sql_type(con, schema.field(column))}) AS {column}"
         for column in columns
     )
     con.execute(f"CREATE OR REPLACE TEMP VIEW {name} AS SELECT {chosen} FROM {source}")
@@ -293,14 +293,9 @@ def _register(con: duckdb.DuckDBPyConnection, fs: object) -> None:
         con.register_filesystem(fs)
 
 
-_SQL_TYPES = {
-    pa.string(): "VARCHAR",
-    pa.bool_(): "BOOLEAN",
-    pa.timestamp("us", tz="UTC"): "TIMESTAMPTZ",
-    pa.int16(): "SMALLINT",
-    pa.int64(): "BIGINT",
-    pa.float64(): "DOUBLE",
-}
+def _sql_type(con: duckdb.DuckDBPyConnection, field: pa.Field) -> str:
+    """The engine's type of an Arrow `field`, as SQL (`VARCHAR[]` for a list of texts)."""
+    return str(con.from_arrow(pa.schema([field]).empty_table()).types[0])
 
 
 def _relations(con: duckdb.DuckDBPyConnection) -> set[str]:

@@ -136,7 +136,8 @@ def test_days_are_read_in_runs_of_consecutive_days() -> None:
 
 def test_the_details_of_observations_on_days_apart_are_each_read_once(tmp_path: Path) -> None:
     """Two numbers last observed in trouble on 1 and 3 March (nothing of theirs on 2 March):
-    the details of both come from their own days' files, once each."""
+    the details of both come from their own days' files, once each; days with checks but no
+    entities files read as no entity errors (this once failed the second read)."""
     store = ParquetStore(str(tmp_path))
     last_seen = {"early": "2026-03-01 10:00", "late": "2026-03-03 10:00"}
     for number, at in last_seen.items():
@@ -158,3 +159,4 @@ def test_the_details_of_observations_on_days_apart_are_each_read_once(tmp_path: 
         ("early", "early failed"),
         ("late", "late failed"),
     ]
+    assert tables["attention_entity_errors"].empty

@@ -8,8 +8,10 @@ from datetime import date, timedelta
 from pathlib import Path
 
 import pandas as pd
+import pyarrow as pa
 import pytest
 
+from kapso_health.reports import engine
 from kapso_health.reports.build import build_reports
 from kapso_health.reports.policy import Policy
 from kapso_health.simulator.history import FIRST_DAY, write_day
@@ -88,3 +90,39 @@ def _assert_same(found: dict[str, pd.DataFrame], expected: dict[str, pd.DataFram
             table.sort_values(keys, ignore_index=True),
             obj=name,
         )
+
+
+def test_a_name_read_again_from_days_without_files_is_empty(history: ParquetStore) -> None:
+    """A view read from files, then from days the store has no files for, under the same name:
+    the second read replaces the first (it once failed, the name being taken)."""
+    con = engine.connect()
+    try:
+        columns = ["config_id", "polled_at"]
+        engine.read_history(con, history, "checks", DAY, DAY, columns, "day_rows")
+        assert con.execute("SELECT count(*) FROM day_rows").fetchone()[0] > 0
+        later = DAY + timedelta(days=30)
+        engine.read_history(con, history, "checks", later, later, columns, "day_rows")
+        assert con.execute("SELECT count(*) FROM day_rows").fetchone()[0] == 0
+    finally:
+        con.close()
+
+
+def test_columns_no_file_has_read_as_nulls_of_their_type(tmp_path: Path) -> None:
+    """Files written before a column existed (here a list and a list of structs): the column
+    reads as null, in its own type, so later pieces can take it apart."""
+    store = ParquetStore(str(tmp_path))
+    older = pa.table({"config_id": ["a"], "entity_type": ["WABA"]})
+    store.write_file(store.partition("entities", DAY), "old.parquet", older)
+    con = engine.connect()
+    try:
+        columns = ["config_id", "additional_info", "errors"]
+        engine.read_history(con, store, "entities", DAY, DAY, columns, "old_rows")
+        rows = con.execute("SELECT config_id, len(additional_info), errors FROM old_rows")
+        assert rows.fetchall() == [("a", None, None)]
+        kinds = dict(
+            con.execute("SELECT column_name, column_type FROM (DESCRIBE old_rows)").fetchall()
+        )
+        assert kinds["additional_info"] == "VARCHAR[]"
+        assert kinds["errors"].startswith("STRUCT(error_code VARCHAR")
+    finally:
+        con.close()
