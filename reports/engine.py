@@ -217,10 +217,10 @@ def rank_values(con: duckdb.DuckDBPyConnection) -> None:
     )
 
 
-def define(con: duckdb.DuckDBPyConnection, piece: str) -> None:
-    """`piece`, and the pieces it reads that the connection lacks, as views."""
+def define(con: duckdb.DuckDBPyConnection, *pieces: str) -> None:
+    """`pieces`, and the pieces they read that the connection lacks, as views."""
     known = _relations(con)
-    for name in _needed(piece, known):
+    for name in _needed(pieces, known):
         if name == "value_ranks":
             rank_values(con)
         elif name in PIECES:
@@ -230,8 +230,7 @@ def define(con: duckdb.DuckDBPyConnection, piece: str) -> None:
 def materialize(con: duckdb.DuckDBPyConnection, piece: str) -> None:
     """`piece` computed once, into a temporary table of its name (for a piece that several
     others read; views read it by name)."""
-    for upstream in PIECES[piece]:
-        define(con, upstream)
+    define(con, *PIECES[piece])
     con.execute(f"CREATE TEMP TABLE {piece} AS {sql(piece)}")
     if piece == "ordered":  # this batch's values
         rank_values(con)
@@ -299,12 +298,16 @@ def _sql_type(con: duckdb.DuckDBPyConnection, field: pa.Field) -> str:
 
 
 def _relations(con: duckdb.DuckDBPyConnection) -> set[str]:
-    rows = con.execute("SELECT table_name FROM information_schema.tables").fetchall()
+    """The names of the connection's tables and views (registered relations are views)."""
+    rows = con.execute(
+        "SELECT view_name FROM duckdb_views() WHERE NOT internal"
+        " UNION ALL SELECT table_name FROM duckdb_tables() WHERE NOT internal"
+    ).fetchall()
     return {row[0] for row in rows}
 
 
-def _needed(piece: str, known: set[str]) -> list[str]:
-    """The pieces to define for `piece`, in dependency order (those in `known` skipped)."""
+def _needed(pieces: Iterable[str], known: set[str]) -> list[str]:
+    """The pieces to define for `pieces`, in dependency order (those in `known` skipped)."""
     order: list[str] = []
 
     def visit(name: str) -> None:
@@ -314,7 +317,8 @@ def _needed(piece: str, known: set[str]) -> list[str]:
             visit(upstream)
         order.append(name)
 
-    visit(piece)
+    for piece in pieces:
+        visit(piece)
     return order
 
 
