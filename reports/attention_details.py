@@ -55,7 +55,9 @@ def failing_checks(checks: pa.Table, keys: pd.DataFrame) -> pd.DataFrame:
     carry an error text, at each number's observation in `keys`."""
     bad = pc.or_kleene(pc.equal(checks["passed"], False), pc.is_valid(checks["error"]))
     found = to_pandas(_newest(checks.filter(pc.fill_null(bad, False)), keys))
-    return found.reindex(columns=FAILING_COLUMNS).sort_values(["config_id", "check_name"])
+    return found.reindex(columns=FAILING_COLUMNS).sort_values(
+        ["config_id", "check_name"], kind="stable"
+    )
 
 
 def entity_errors(entities: pa.Table, keys: pd.DataFrame) -> pd.DataFrame:

@@ -2,19 +2,20 @@
 
 The engine (`engine.py`: DuckDB running the SQL pieces of `sql/`) reads the history's live
 files in place. The tables that are aggregates per number (what needs attention, state moves,
-projects and names) it computes over every poll at once; the tables over time (availability,
-quality, incidents, transitions) for a batch of whole numbers at a time (one batch unless the
-range holds more than REPORT_ROWS_PER_BATCH polls rows), spilling to disk beyond its memory
-limit: the engine's memory is capped however long the range (the finished tables, numbers x
-days rows, come on top). pandas takes the results: the roll-ups, the names, the details of
-what needs attention. The history comes in
-through `HistoryReader` (the store satisfies it): this package imports neither Prefect nor the
-storage layer.
+projects and names) it computes over every poll at once, on a second connection while the
+first computes the tables over time (availability, quality, incidents, transitions) for a
+batch of whole numbers at a time (one batch unless the range holds more than
+REPORT_ROWS_PER_BATCH polls rows), spilling to disk beyond its memory limit: the engine's
+memory is capped however long the range (the finished tables, numbers x days rows, come on
+top). pandas takes the results: the roll-ups, the names, the details of what needs
+attention. The history comes in through `HistoryReader` (the store satisfies it): this
+package imports neither Prefect nor the storage layer.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, date, datetime, timedelta
 from functools import partial
 from math import ceil
@@ -108,39 +109,76 @@ def _build(history: HistoryReader, days: list[date], policy: Policy) -> dict[str
     con = engine.connect()
     try:
         engine.set_parameters(con, policy, days)
-        margin = timedelta(days=1)  # observations just before or after the range hold into it
-        first, last = days[0] - margin, days[-1] + margin
-        engine.read_history(con, history, "polls", first, last, engine.POLL_COLUMNS, "all_polls")
-        enumerate_values(con)
-        engine.read_history(con, history, "checks", days[0], days[-1], CHECK_COLUMNS)
-        # every listing of the history, one small file a day: fetched whole, concurrently off
-        # a local disk (DuckDB through fsspec sends several requests per file, one file at a time)
-        listings = history.read_arrow("numbers", None, days[-1], NUMBER_COLUMNS, dictionary=True)
-        con.register("numbers", listings)
-        fleet = fleet_pieces(con)
-        project = fleet["observed_names"].set_index("config_id")["project"]
-        batches = batch_count(con)
-        con.execute("CREATE TEMP TABLE repeated (config_id VARCHAR, checked_us BIGINT)")
-        parts = [number_tables(con, project, batch, batches) for batch in range(batches)]
-        # The checks of every number at once (one pass over the largest table), told apart by
-        # the repeated bodies all the batches found.
-        con.execute("CREATE OR REPLACE TEMP VIEW repeated_bodies AS SELECT * FROM repeated")
-        checks = engine.fetch(con, "check_pass_rates", "config_id, day_us, check_name")
-        tables = fleet | {
-            name: pd.concat([part[name] for part in parts], ignore_index=True) for name in parts[0]
-        }
-        tables["needs_attention"] = worst_first(tables["needs_attention"])
-        tables.update(attention_details(con, history, tables["needs_attention"]))
-        numbers = engine.fetch(con, "newest_listings")
+        # The aggregates per number on a second connection to the same database (its memory
+        # limit shared), meanwhile: a query of a small range keeps neither core busy alone.
+        with ThreadPoolExecutor(1) as pool:
+            per_number = pool.submit(_per_number, con.cursor(), history, days, policy)
+            tables = _over_time(con, history, days)
+            tables |= per_number.result()
     finally:
         con.close()
-    tables["check_pass_rates"] = checks
+    project = tables["observed_names"].set_index("config_id")["project"]
+    for name in ("availability_daily", "quality_daily"):
+        tables[name].insert(2, "project", tables[name]["config_id"].map(project).astype("string"))
     tables["changes_since_day_before"] = changes_since(tables.pop("state_moves"))
+    numbers = tables.pop("newest_listings")
     tables.update(fleet_tables(tables["availability_daily"], tables["quality_daily"], numbers))
     ids = pd.concat([tables[name]["config_id"] for name in NAMED], ignore_index=True)
     observed = tables.pop("observed_names").drop(columns="project").set_index("config_id")
     tables["number_names"] = number_names(ids.astype("string"), observed, numbers)
     return tables
+
+
+def read_polls(con: duckdb.DuckDBPyConnection, history: HistoryReader, days: list[date]) -> None:
+    """`all_polls`: every poll of the days, and of a day either side (observations just before
+    or after the range hold into it)."""
+    margin = timedelta(days=1)
+    first, last = days[0] - margin, days[-1] + margin
+    engine.read_history(con, history, "polls", first, last, engine.POLL_COLUMNS, "all_polls")
+
+
+def _over_time(
+    con: duckdb.DuckDBPyConnection, history: HistoryReader, days: list[date]
+) -> dict[str, pd.DataFrame]:
+    """The tables over time (availability, quality, incidents, transitions), in batches of
+    whole numbers, and the check pass rates."""
+    read_polls(con, history, days)
+    enumerate_values(con)
+    batches = batch_count(con)
+    con.execute("CREATE TEMP TABLE repeated (config_id VARCHAR, checked_us BIGINT)")
+    parts = [number_tables(con, batch, batches) for batch in range(batches)]
+    # The checks of every number at once (one pass over the largest table), told apart by the
+    # repeated bodies all the batches found.
+    engine.read_history(con, history, "checks", days[0], days[-1], CHECK_COLUMNS)
+    con.execute("CREATE OR REPLACE TEMP VIEW repeated_bodies AS SELECT * FROM repeated")
+    tables = {
+        name: pd.concat([part[name] for part in parts], ignore_index=True) for name in parts[0]
+    }
+    tables["check_pass_rates"] = engine.fetch(
+        con, "check_pass_rates", "config_id, day_us, check_name"
+    )
+    return tables
+
+
+def _per_number(
+    con: duckdb.DuckDBPyConnection, history: HistoryReader, days: list[date], policy: Policy
+) -> dict[str, pd.DataFrame]:
+    """On `con` (closed after): what needs attention and why, the state moves, each number's
+    project and observed names (`fleet_pieces`), and its newest listing."""
+    try:
+        engine.set_parameters(con, policy, days)
+        read_polls(con, history, days)
+        # every listing of the history, one small file a day: fetched whole, concurrently off
+        # a local disk (DuckDB through fsspec sends several requests per file, one file at a time)
+        listings = history.read_arrow("numbers", None, days[-1], NUMBER_COLUMNS, dictionary=True)
+        con.register("numbers", listings)
+        tables = fleet_pieces(con)
+        tables["needs_attention"] = worst_first(tables["needs_attention"])
+        tables.update(attention_details(con, history, tables["needs_attention"]))
+        tables["newest_listings"] = engine.fetch(con, "newest_listings")
+        return tables
+    finally:
+        con.close()
 
 
 SHARED = (  # read by several tables: computed once per batch, in this order
@@ -209,19 +247,18 @@ def use_batch(con: duckdb.DuckDBPyConnection, batch: int, batches: int) -> None:
 
 
 def number_tables(
-    con: duckdb.DuckDBPyConnection, project: pd.Series, batch: int, batches: int
+    con: duckdb.DuckDBPyConnection, batch: int, batches: int
 ) -> dict[str, pd.DataFrame]:
     """The per-number tables over time of one batch of whole numbers (`batch` of `batches`, by
-    a hash of the id): availability and quality (each number's project beside it, from
-    `project`: config_id → project), incidents and transitions on the report's days. Its
-    bodies polled twice go to `repeated`."""
+    a hash of the id): availability and quality, incidents and transitions on the report's
+    days. Its bodies polled twice go to `repeated`."""
     use_batch(con, batch, batches)
     for shared in SHARED:
         engine.materialize(con, shared)
     in_range = "day_us IN (SELECT day_us FROM report_days)"
     tables = {
-        "availability_daily": _with_project(con, "availability_daily", project),
-        "quality_daily": _with_project(con, "quality_daily", project),
+        "availability_daily": engine.fetch(con, "availability_daily", "config_id, day_us"),
+        "quality_daily": engine.fetch(con, "quality_daily", "config_id, day_us"),
         "incidents": engine.fetch(
             con, "incident_days", "config_id, start_us, kind, day_us", in_range
         ),
@@ -233,14 +270,6 @@ def number_tables(
     for shared in reversed(SHARED):
         con.execute(f"DROP TABLE {shared}")
     return tables
-
-
-def _with_project(con: duckdb.DuckDBPyConnection, piece: str, project: pd.Series) -> pd.DataFrame:
-    """`piece` (rows per number and day) with its numbers' `project` (`config_id` → project)
-    beside `config_id` and `day`."""
-    table = engine.fetch(con, piece, "config_id, day_us")
-    table.insert(2, "project", table["config_id"].map(project).astype("string"))
-    return table
 
 
 def fleet_tables(
@@ -266,7 +295,7 @@ def attention_details(
 ) -> dict[str, pd.DataFrame]:
     """The failing checks and entity errors of each number needing attention, read from the
     days of those observations only, and of those days only the rows of those observations
-    (`attention_rows`, in the files' order)."""
+    (`attention_rows`; `failing_checks` and `entity_errors` put them in order)."""
     if attention.empty:
         return {
             "attention_checks": pd.DataFrame(columns=FAILING_COLUMNS),
@@ -275,7 +304,6 @@ def attention_details(
     keys = attention[["config_id", "polled_at"]]
     days = sorted({stamp.date() for stamp in pd.to_datetime(keys["polled_at"], utc=True)})
     con.register("attention_keys", pa.Table.from_pandas(keys, preserve_index=False))
-    con.execute("SET preserve_insertion_order = true")  # the rows as the files hold them
     spans = consecutive_runs(days)
     checks = _attention_rows(con, history, "checks", spans, ATTENTION_CHECK_COLUMNS)
     entities = _attention_rows(con, history, "entities", spans, ENTITY_COLUMNS)

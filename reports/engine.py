@@ -182,7 +182,8 @@ def set_parameters(
     con.register("report_period", pa.table({"end_us": pa.array([end], pa.int64())}))
     states = list(policy.states.items())
     kinds = dict.fromkeys([*(state for _, state in states), UNKNOWN])
-    con.execute(f"CREATE TYPE report_state AS ENUM {sql_literal(list(kinds))}")
+    # a type is the database's (every connection to it sees it), the tables the connection's
+    con.execute(f"CREATE TYPE IF NOT EXISTS report_state AS ENUM {sql_literal(list(kinds))}")
     con.register(
         "report_states",
         pa.table(
