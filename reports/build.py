@@ -120,7 +120,6 @@ def _build(history: HistoryReader, days: list[date], policy: Policy) -> dict[str
     project = tables["observed_names"].set_index("config_id")["project"]
     for name in ("availability_daily", "quality_daily"):
         tables[name].insert(2, "project", tables[name]["config_id"].map(project).astype("string"))
-    tables["changes_since_day_before"] = changes_since(tables.pop("state_moves"))
     numbers = tables.pop("newest_listings")
     tables.update(fleet_tables(tables["availability_daily"], tables["quality_daily"], numbers))
     ids = pd.concat([tables[name]["config_id"] for name in NAMED], ignore_index=True)
@@ -163,22 +162,32 @@ def _over_time(
 def _per_number(
     con: duckdb.DuckDBPyConnection, history: HistoryReader, days: list[date], policy: Policy
 ) -> dict[str, pd.DataFrame]:
-    """On `con` (closed after): what needs attention and why, the state moves, each number's
-    project and observed names (`fleet_pieces`), and its newest listing."""
+    """On `con` (closed after): what needs attention and why, the changes since the day
+    before, each number's project and observed names (`fleet_pieces`), and its newest
+    listing."""
     try:
         engine.set_parameters(con, policy, days)
         read_polls(con, history, days)
-        # every listing of the history, one small file a day: fetched whole, concurrently off
-        # a local disk (DuckDB through fsspec sends several requests per file, one file at a time)
-        listings = history.read_arrow("numbers", None, days[-1], NUMBER_COLUMNS, dictionary=True)
-        con.register("numbers", listings)
+        read_listings(con, history, days[-1])
         tables = fleet_pieces(con)
         tables["needs_attention"] = worst_first(tables["needs_attention"])
+        tables["changes_since_day_before"] = changes_since(tables.pop("state_moves"))
         tables.update(attention_details(con, history, tables["needs_attention"]))
         tables["newest_listings"] = engine.fetch(con, "newest_listings")
         return tables
     finally:
         con.close()
+
+
+def read_listings(con: duckdb.DuckDBPyConnection, history: HistoryReader, last: date) -> None:
+    """`numbers`: every listing of the history up to `last`, one small file a day. Off object
+    storage they are fetched whole, concurrently (DuckDB through fsspec sends several requests
+    per file, one file at a time); off a local disk the engine reads them in place."""
+    if getattr(history, "local", True):
+        engine.read_history(con, history, "numbers", None, last, NUMBER_COLUMNS)
+    else:
+        listings = history.read_arrow("numbers", None, last, NUMBER_COLUMNS, dictionary=True)
+        con.register("numbers", listings)
 
 
 SHARED = (  # read by several tables: computed once per batch, in this order
