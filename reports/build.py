@@ -111,12 +111,21 @@ def _build(history: HistoryReader, days: list[date], policy: Policy) -> dict[str
         engine.set_parameters(con, policy, days)
         # The aggregates per number on a second connection to the same database (its memory
         # limit shared), meanwhile: a query of a small range keeps neither core busy alone.
+        # Then the check pass rates, which need every batch, as pandas takes the rest.
         with ThreadPoolExecutor(1) as pool:
             per_number = pool.submit(_per_number, con.cursor(), history, days, policy)
             tables = _over_time(con, history, days)
-            tables |= per_number.result()
+            pass_rates = pool.submit(check_pass_rates, con, history, days)
+            tables = _edges(tables | per_number.result())
+            tables["check_pass_rates"] = pass_rates.result()
     finally:
         con.close()
+    return tables
+
+
+def _edges(tables: dict[str, pd.DataFrame]) -> dict[str, pd.DataFrame]:
+    """The engine's tables with what pandas adds: each number's project beside availability
+    and quality, the roll-ups, the names."""
     project = tables["observed_names"].set_index("config_id")["project"]
     for name in ("availability_daily", "quality_daily"):
         tables[name].insert(2, "project", tables[name]["config_id"].map(project).astype("string"))
@@ -140,23 +149,23 @@ def _over_time(
     con: duckdb.DuckDBPyConnection, history: HistoryReader, days: list[date]
 ) -> dict[str, pd.DataFrame]:
     """The tables over time (availability, quality, incidents, transitions), in batches of
-    whole numbers, and the check pass rates."""
+    whole numbers; each batch's bodies polled twice go to `repeated`."""
     read_polls(con, history, days)
     enumerate_values(con)
     batches = batch_count(con)
     con.execute("CREATE TEMP TABLE repeated (config_id VARCHAR, checked_us BIGINT)")
     parts = [number_tables(con, batch, batches) for batch in range(batches)]
-    # The checks of every number at once (one pass over the largest table), told apart by the
-    # repeated bodies all the batches found.
+    return {name: pd.concat([part[name] for part in parts], ignore_index=True) for name in parts[0]}
+
+
+def check_pass_rates(
+    con: duckdb.DuckDBPyConnection, history: HistoryReader, days: list[date]
+) -> pd.DataFrame:
+    """The checks of every number at once (one pass over the largest table), told apart by
+    the repeated bodies all the batches found (`repeated`)."""
     engine.read_history(con, history, "checks", days[0], days[-1], CHECK_COLUMNS)
     con.execute("CREATE OR REPLACE TEMP VIEW repeated_bodies AS SELECT * FROM repeated")
-    tables = {
-        name: pd.concat([part[name] for part in parts], ignore_index=True) for name in parts[0]
-    }
-    tables["check_pass_rates"] = engine.fetch(
-        con, "check_pass_rates", "config_id, day_us, check_name"
-    )
-    return tables
+    return engine.fetch(con, "check_pass_rates", "config_id, day_us, check_name")
 
 
 def _per_number(
