@@ -1,5 +1,7 @@
 """Where a report's time goes: `write_reports` once, with the wall time of each engine piece
-and each pandas edge, slowest first (the pieces' own times; the rest is the pieces not listed).
+and each pandas edge, slowest first (the pieces' own times; the report's two connections run at
+once, so the times sum to more than the whole, and a piece's time includes its waits for the
+cores the other one holds).
 
     .venv/bin/python bench/report_profile.py ROOT FIRST_DAY [LAST_DAY]
 
