@@ -1,15 +1,16 @@
 """The report, composed: every report table for a range of days, from a history reader.
 
 The engine (`engine.py`: DuckDB running the SQL pieces of `sql/`) reads the history's live
-files in place. The tables that are aggregates per number (what needs attention, state moves,
-projects and names) it computes over every poll at once, on a second connection while the
-first computes the tables over time (availability, quality, incidents, transitions) for a
+files in place, on two connections to one database at once (`_build`). On a thread, the
+second computes the aggregates per number over every poll at once (what needs attention and
+the rows that say why, state moves, projects and names) and each number's newest listing.
+The first computes the tables over time (availability, quality, incidents, transitions) for a
 batch of whole numbers at a time (one batch unless the range holds more than
-REPORT_ROWS_PER_BATCH polls rows), spilling to disk beyond its memory limit: the engine's
-memory is capped however long the range (the finished tables, numbers x days rows, come on
-top). pandas takes the results: the roll-ups, the names, the details of what needs
-attention. The history comes in through `HistoryReader` (the store satisfies it): this
-package imports neither Prefect nor the storage layer.
+REPORT_ROWS_PER_BATCH polls rows), then the check pass rates. The engine spills to disk beyond
+its memory limit, so its memory is capped however long the range (the finished tables,
+numbers x days rows, come on top). pandas takes the results: the projects beside the daily
+tables, the roll-ups, the names. The history comes in through `HistoryReader` (the store
+satisfies it): this package imports neither Prefect nor the storage layer.
 """
 
 from __future__ import annotations
@@ -113,9 +114,9 @@ def _build(history: HistoryReader, days: list[date], policy: Policy) -> dict[str
         # limit shared), meanwhile: a query of a small range keeps neither core busy alone.
         # Then the check pass rates, which need every batch, as pandas takes the rest.
         with ThreadPoolExecutor(1) as pool:
-            per_number = pool.submit(_per_number, con.cursor(), history, days, policy)
+            per_number = pool.submit(_per_number, engine.second_connection(con), history, days)
             tables = _over_time(con, history, days)
-            pass_rates = pool.submit(check_pass_rates, con, history, days)
+            pass_rates = pool.submit(fetch_check_pass_rates, con, history, days)
             tables = _edges(tables | per_number.result())
             tables["check_pass_rates"] = pass_rates.result()
     finally:
@@ -158,7 +159,7 @@ def _over_time(
     return {name: pd.concat([part[name] for part in parts], ignore_index=True) for name in parts[0]}
 
 
-def check_pass_rates(
+def fetch_check_pass_rates(
     con: duckdb.DuckDBPyConnection, history: HistoryReader, days: list[date]
 ) -> pd.DataFrame:
     """The checks of every number at once (one pass over the largest table), told apart by
@@ -169,13 +170,12 @@ def check_pass_rates(
 
 
 def _per_number(
-    con: duckdb.DuckDBPyConnection, history: HistoryReader, days: list[date], policy: Policy
+    con: duckdb.DuckDBPyConnection, history: HistoryReader, days: list[date]
 ) -> dict[str, pd.DataFrame]:
     """On `con` (closed after): what needs attention and why, the changes since the day
     before, each number's project and observed names (`fleet_pieces`), and its newest
     listing."""
     try:
-        engine.set_parameters(con, policy, days)
         read_polls(con, history, days)
         read_listings(con, history, days[-1])
         tables = fleet_pieces(con)

@@ -18,6 +18,7 @@ integer).
 from __future__ import annotations
 
 import tempfile
+import threading
 from collections.abc import Iterable
 from dataclasses import replace
 from datetime import date
@@ -182,8 +183,7 @@ def set_parameters(
     con.register("report_period", pa.table({"end_us": pa.array([end], pa.int64())}))
     states = list(policy.states.items())
     kinds = dict.fromkeys([*(state for _, state in states), UNKNOWN])
-    # a type is the database's (every connection to it sees it), the tables the connection's
-    con.execute(f"CREATE TYPE IF NOT EXISTS report_state AS ENUM {sql_literal(list(kinds))}")
+    con.execute(f"CREATE TYPE report_state AS ENUM {sql_literal(list(kinds))}")
     con.register(
         "report_states",
         pa.table(
@@ -193,6 +193,20 @@ def set_parameters(
             }
         ),
     )
+
+
+PARAMETERS = ("report_policy", "report_days", "report_period", "report_states")
+
+
+def second_connection(con: duckdb.DuckDBPyConnection) -> duckdb.DuckDBPyConnection:
+    """Another connection to `con`'s database, for another thread: the database's types,
+    memory limit and filesystems are shared; its own are the time zone (UTC) and the
+    relations, so `con`'s parameter tables are registered on it."""
+    other = con.cursor()
+    other.execute("SET TimeZone = 'UTC'")
+    for name in PARAMETERS:
+        other.register(name, con.sql(f"SELECT * FROM {name}").to_arrow_table())
+    return other
 
 
 def rank_values(con: duckdb.DuckDBPyConnection) -> None:
@@ -287,10 +301,15 @@ GLOB_CHARACTERS = "*?[{"
 
 
 def _register(con: duckdb.DuckDBPyConnection, fs: object) -> None:
-    """Let DuckDB read through `fs` (an fsspec filesystem), once per connection."""
+    """Let DuckDB read through `fs` (an fsspec filesystem), once per database (its filesystems
+    are every connection's: two threads' reads must not both register it)."""
     protocol = fs.protocol if isinstance(fs.protocol, str) else fs.protocol[0]
-    if protocol not in con.list_filesystems():
-        con.register_filesystem(fs)
+    with _REGISTERING:
+        if protocol not in con.list_filesystems():
+            con.register_filesystem(fs)
+
+
+_REGISTERING = threading.Lock()
 
 
 def _sql_type(con: duckdb.DuckDBPyConnection, field: pa.Field) -> str:

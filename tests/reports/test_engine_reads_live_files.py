@@ -91,6 +91,26 @@ class CompactedAfterListing(Listing):
         return listed
 
 
+class CompactedAfterWorkerListing(CompactedAfterListing):
+    """Compacts after the first listing made on the report's worker thread (the aggregates
+    per number) only: the error is raised on that thread."""
+
+    def files(self, name: str, start: date | None = None, end: date | None = None) -> list[str]:
+        if threading.current_thread() is threading.main_thread():
+            return Listing.files(self, name, start, end)
+        return super().files(name, start, end)
+
+
+def test_files_replaced_under_the_worker_thread_are_listed_again(history: ParquetStore) -> None:
+    quiet = Listing(history.root)
+    expected = build_reports(quiet, [DAY], Policy())
+    racing = CompactedAfterWorkerListing(history.root)
+    found = build_reports(racing, [DAY], Policy())
+    assert racing.compacted  # the worker listed, then its files were replaced
+    assert racing.listings.count("polls") > quiet.listings.count("polls")
+    _assert_same(found, expected)
+
+
 def test_files_replaced_while_the_report_reads_are_listed_again(history: ParquetStore) -> None:
     quiet = Listing(history.root)
     expected = build_reports(quiet, [DAY], Policy())
