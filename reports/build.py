@@ -114,7 +114,9 @@ def _build(history: HistoryReader, days: list[date], policy: Policy) -> dict[str
         # limit shared), meanwhile: a query of a small range keeps neither core busy alone.
         # Then the check pass rates, which need every batch, as pandas takes the rest.
         with ThreadPoolExecutor(1) as pool:
-            per_number = pool.submit(_per_number, engine.second_connection(con), history, days)
+            per_number = pool.submit(
+                _per_number, engine.second_connection(con, policy, days), history, days
+            )
             tables = _over_time(con, history, days)
             pass_rates = pool.submit(fetch_check_pass_rates, con, history, days)
             tables = _edges(tables | per_number.result())

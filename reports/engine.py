@@ -148,26 +148,29 @@ def sql(piece: str) -> str:
     return text.format_map(vocabulary())
 
 
+IN_UTC = "SET TimeZone = 'UTC'"  # each connection's own setting
+
+
 def connect(memory_limit: str = REPORT_MEMORY_LIMIT) -> duckdb.DuckDBPyConnection:
     """An in-memory DuckDB that works in UTC and spills to a temporary directory beyond
     `memory_limit`."""
     con = duckdb.connect()
-    con.execute("SET TimeZone = 'UTC'")
+    con.execute(IN_UTC)
     con.execute(f"SET memory_limit = '{memory_limit}'")
     con.execute(f"SET temp_directory = '{tempfile.gettempdir()}/kapso-health-duckdb'")
     con.execute("SET preserve_insertion_order = false")
     return con
 
 
-def set_parameters(
-    con: duckdb.DuckDBPyConnection, policy: Policy, days: Iterable[date | pd.Timestamp]
-) -> None:
-    """The policy, the days and the period as the parameter tables."""
+def parameter_tables(policy: Policy, days: Iterable[date | pd.Timestamp]) -> dict[str, pa.Table]:
+    """The policy, the days, the period and the states as the parameter tables, by name."""
     low, high = (_micros(bound) for bound in policy.cadence_range)
     fixed = None if policy.max_gap is None else _micros(policy.max_gap)
-    con.register(
-        "report_policy",
-        pa.table(
+    stamps = sorted({_midnight_us(day) for day in days})
+    end = (stamps[-1] + DAY_US) if stamps else 0
+    states = list(policy.states.items())
+    return {
+        "report_policy": pa.table(
             {
                 "max_gap_us": pa.array([fixed], pa.int64()),
                 "cadence_factor": [float(policy.cadence_factor)],
@@ -176,36 +179,37 @@ def set_parameters(
                 "degraded_counts_as_up": [policy.degraded_counts_as_up],
             }
         ),
-    )
-    stamps = sorted({_midnight_us(day) for day in days})
-    con.register("report_days", pa.table({"day_us": pa.array(stamps, pa.int64())}))
-    end = (stamps[-1] + DAY_US) if stamps else 0
-    con.register("report_period", pa.table({"end_us": pa.array([end], pa.int64())}))
-    states = list(policy.states.items())
-    kinds = dict.fromkeys([*(state for _, state in states), UNKNOWN])
-    con.execute(f"CREATE TYPE report_state AS ENUM {sql_literal(list(kinds))}")
-    con.register(
-        "report_states",
-        pa.table(
+        "report_days": pa.table({"day_us": pa.array(stamps, pa.int64())}),
+        "report_period": pa.table({"end_us": pa.array([end], pa.int64())}),
+        "report_states": pa.table(
             {
                 "status": pa.array([s for s, _ in states], pa.string()),
                 "state": pa.array([t for _, t in states], pa.string()),
             }
         ),
-    )
+    }
 
 
-PARAMETERS = ("report_policy", "report_days", "report_period", "report_states")
+def set_parameters(
+    con: duckdb.DuckDBPyConnection, policy: Policy, days: Iterable[date | pd.Timestamp]
+) -> None:
+    """The parameter tables on `con`, and the type `report_state` in its database."""
+    for name, table in parameter_tables(policy, days).items():
+        con.register(name, table)
+    kinds = dict.fromkeys([*policy.states.values(), UNKNOWN])
+    con.execute(f"CREATE TYPE report_state AS ENUM {sql_literal(list(kinds))}")
 
 
-def second_connection(con: duckdb.DuckDBPyConnection) -> duckdb.DuckDBPyConnection:
+def second_connection(
+    con: duckdb.DuckDBPyConnection, policy: Policy, days: Iterable[date | pd.Timestamp]
+) -> duckdb.DuckDBPyConnection:
     """Another connection to `con`'s database, for another thread: the database's types,
     memory limit and filesystems are shared; its own are the time zone (UTC) and the
-    relations, so `con`'s parameter tables are registered on it."""
+    relations, so the parameter tables are registered on it too."""
     other = con.cursor()
-    other.execute("SET TimeZone = 'UTC'")
-    for name in PARAMETERS:
-        other.register(name, con.sql(f"SELECT * FROM {name}").to_arrow_table())
+    other.execute(IN_UTC)
+    for name, table in parameter_tables(policy, days).items():
+        other.register(name, table)
     return other
 
 

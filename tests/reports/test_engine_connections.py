@@ -20,7 +20,7 @@ from kapso_health.reports import engine
 from kapso_health.reports.policy import Policy
 con = engine.connect()
 engine.set_parameters(con, Policy(), [date(2026, 3, 1)])
-other = engine.second_connection(con)
+other = engine.second_connection(con, Policy(), [date(2026, 3, 1)])
 zone = "SELECT current_setting('TimeZone')"
 late = "SELECT TIMESTAMPTZ '2026-03-02 02:30:00+00'::DATE::VARCHAR"
 print(json.dumps({
@@ -49,7 +49,7 @@ def test_a_filesystem_is_registered_once_for_both_connections() -> None:
     con = engine.connect()
     try:
         engine.set_parameters(con, Policy(), [date(2026, 3, 1)])
-        other = engine.second_connection(con)
+        other = engine.second_connection(con, Policy(), [date(2026, 3, 1)])
         memory = fsspec.filesystem("memory")
         engine._register(con, memory)
         engine._register(other, memory)
