@@ -51,7 +51,7 @@ def table(root: str, first: date, last: date, out: str) -> int:
         build.use_batch(con, batch, batches)
         engine.materialize(con, "ordered")
         parts.append(engine.fetch(con, "availability_daily", "config_id, day_us"))
-        con.execute("DROP TABLE ordered")
+        engine.drop(con, "ordered")
     con.close()
     rows = pa.concat_tables(pa.Table.from_pandas(part, preserve_index=False) for part in parts)
     pq.write_table(rows, f"{out}/table.parquet")

@@ -8,7 +8,8 @@ Sections: `sweep` (rate-limited sweep vs a sequential loop and an unlimited gath
 `shared` (two collection runs at once sharing a global rate limit vs one run for both),
 `report` (one day and the whole range of a 1,000-number, 90-day and a 10,000-number, 30-day
 history, each beside a DuckDB query for availability_daily alone; the histories are built once
-into bench/.cache, which takes tens of minutes), `compaction` (reading
+into bench/.cache, which takes tens of minutes), `report_floor` (the same one-day report and
+reference on a 10-number history: the report's fixed cost), `compaction` (reading
 a day after 96 appends vs after compacting it), `s3` (collection, one day's report and
 compaction with the history on moto's S3 server vs on local disk, and its PUT/COPY requests).
 """
@@ -564,6 +565,40 @@ def bench_report() -> list[Row]:
     return result
 
 
+FLOOR_NUMBERS = 10  # a fleet so small that a report's time is what it costs at any size
+
+
+def bench_report_floor() -> list[Row]:
+    """One day of a 10-number history (and a day either side): the report beside the
+    reference, each the best of five fresh processes, interleaved. What the report costs
+    whatever the fleet's size, against the reference's own fixed part."""
+    from kapso_health.simulator.history import FIRST_DAY, write_day
+
+    day = FIRST_DAY + timedelta(days=1)
+    with tempfile.TemporaryDirectory() as root, tempfile.TemporaryDirectory() as out:
+        for offset in (-1, 0, 1):
+            write_day(root, FLOOR_NUMBERS, day + timedelta(days=offset))
+        measured: dict[str, list[float]] = {"reference": [], "ours": []}
+        for _ in range(5):
+            for mode, times in measured.items():
+                times.append(_report_once(mode, Path(root), day, day, out)["seconds"])
+    reference, ours = min(measured["reference"]), min(measured["ours"])
+    label = f"{FLOOR_NUMBERS} numbers x 3 days, one day"
+    return [
+        Row(
+            "report_floor",
+            f"reference {label}: the DuckDB query for availability_daily alone",
+            f"{reference:.2f} s",
+        ),
+        Row(
+            "report_floor",
+            f"kapso-health {label}: every report table + HTML page (write_reports)",
+            f"{ours:.2f} s = {ours / reference:.1f} x reference: {ours - reference:.2f} s more "
+            "with hardly any data (the report's fixed part)",
+        ),
+    ]
+
+
 def bench_compaction() -> list[Row]:
     from kapso_health.simulator.history import write_day
     from kapso_health.tasks.compaction import compact
@@ -782,6 +817,7 @@ SECTIONS = {
     "flatten": bench_flatten,
     "shared": bench_shared,
     "report": bench_report,
+    "report_floor": bench_report_floor,
     "compaction": bench_compaction,
     "s3": bench_s3,
     "first_answer": bench_first_answer,

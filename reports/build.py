@@ -225,7 +225,7 @@ def fleet_pieces(con: duckdb.DuckDBPyConnection) -> dict[str, pd.DataFrame]:
         "state_moves": engine.fetch(con, "state_moves"),
         "observed_names": engine.fetch(con, "seen_numbers"),
     }
-    con.execute("DROP TABLE newest_known")
+    engine.drop(con, "newest_known")
     return tables
 
 
@@ -287,8 +287,7 @@ def number_tables(
         ),
     }
     con.execute("INSERT INTO repeated SELECT * FROM repeated_bodies")
-    for shared in reversed(SHARED):
-        con.execute(f"DROP TABLE {shared}")
+    engine.drop(con, *reversed(SHARED))
     return tables
 
 

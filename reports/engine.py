@@ -24,6 +24,7 @@ from dataclasses import replace
 from datetime import date
 from functools import cache
 from importlib.resources import files
+from weakref import WeakKeyDictionary
 
 import duckdb
 import pandas as pd
@@ -251,8 +252,21 @@ def materialize(con: duckdb.DuckDBPyConnection, piece: str) -> None:
     others read; views read it by name)."""
     define(con, *PIECES[piece])
     con.execute(f"CREATE TEMP TABLE {piece} AS {sql(piece)}")
+    _MATERIALIZED.setdefault(con, set()).add(piece)
     if piece == "ordered":  # this batch's values
         rank_values(con)
+
+
+def drop(con: duckdb.DuckDBPyConnection, *pieces: str) -> None:
+    """Drop the tables `materialize` made of `pieces`."""
+    for piece in pieces:
+        con.execute(f"DROP TABLE {piece}")
+        _MATERIALIZED[con].discard(piece)
+
+
+# the tables `materialize` made, per connection (DuckDB's catalog of tables takes milliseconds
+# to ask, its views a fraction of one)
+_MATERIALIZED: WeakKeyDictionary[duckdb.DuckDBPyConnection, set[str]] = WeakKeyDictionary()
 
 
 def read_history(
@@ -322,12 +336,10 @@ def _sql_type(con: duckdb.DuckDBPyConnection, field: pa.Field) -> str:
 
 
 def _relations(con: duckdb.DuckDBPyConnection) -> set[str]:
-    """The names of the connection's tables and views (registered relations are views)."""
-    rows = con.execute(
-        "SELECT view_name FROM duckdb_views() WHERE NOT internal"
-        " UNION ALL SELECT table_name FROM duckdb_tables() WHERE NOT internal"
-    ).fetchall()
-    return {row[0] for row in rows}
+    """The names of the connection's views (registered relations are views) and of the tables
+    `materialize` made."""
+    rows = con.execute("SELECT view_name FROM duckdb_views() WHERE NOT internal").fetchall()
+    return {row[0] for row in rows} | _MATERIALIZED.get(con, set())
 
 
 def _needed(pieces: Iterable[str], known: set[str]) -> list[str]:
