@@ -593,8 +593,8 @@ def bench_report_floor() -> list[Row]:
         Row(
             "report_floor",
             f"kapso-health {label}: every report table + HTML page (write_reports)",
-            f"{ours:.2f} s = {ours / reference:.1f} x reference: {ours - reference:.2f} s more "
-            "with hardly any data (the report's fixed part)",
+            f"{ours:.2f} s = {ours / reference:.2f} x reference: {ours - reference:.2f} s more "
+            "with hardly any data (the report's fixed cost above the reference's)",
         ),
     ]
 
